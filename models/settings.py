@@ -1,0 +1,81 @@
+"""The one place that reads configuration from the environment.
+
+Nothing is created at import time: call ``get_settings()`` from an entry point.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "lorafleet"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+
+    # Where embedded-mode state lives (SQLite db, embedded broker, artifacts, models, admin.key).
+    data_dir: Path = Field(default_factory=_default_data_dir, validation_alias="LORAFLEET_DATA_DIR")
+    # Postgres in production; empty -> SQLite file under data_dir (embedded mode).
+    database_url: str = Field(default="", validation_alias="DATABASE_URL")
+    # Redis in production; empty -> kombu SQLAlchemy transport on SQLite under data_dir.
+    redis_url: str = Field(default="", validation_alias="REDIS_URL")
+    # Artifact store (datasets, adapters, checkpoints, outputs); a local path or file:// URI.
+    artifact_uri: str = Field(default="", validation_alias="LORAFLEET_ARTIFACT_URI")
+    # Key prefix for Redis channels and Celery queue names (lets tests share one Redis).
+    namespace: str = Field(default="lorafleet", validation_alias="LORAFLEET_NAMESPACE")
+    # Largest accepted upload, in bytes.
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, validation_alias="LORAFLEET_MAX_UPLOAD_BYTES")
+    # Longest single JSONL line, in bytes.
+    max_line_bytes: int = Field(default=1024 * 1024, validation_alias="LORAFLEET_MAX_LINE_BYTES")
+    # Lease a worker holds on a running job; renewed by heartbeats every lease_seconds/3.
+    lease_seconds: int = Field(default=60, validation_alias="LORAFLEET_LEASE_SECONDS")
+    # Attempts before a job that keeps losing its worker is failed.
+    max_attempts: int = Field(default=3, validation_alias="LORAFLEET_MAX_ATTEMPTS")
+    # Celery broker visibility timeout; must exceed any job (Redis default of 1 h is too short).
+    visibility_timeout: int = Field(default=48 * 3600, validation_alias="LORAFLEET_VISIBILITY_TIMEOUT")
+    # GPU slots the dispatcher may fill at once (one per worker process on the gpu queue).
+    gpu_slots: int = Field(default=1, validation_alias="LORAFLEET_GPU_SLOTS")
+    # Concurrent jobs one user may run.
+    max_running_per_user: int = Field(default=2, validation_alias="LORAFLEET_MAX_RUNNING_PER_USER")
+    # Torch device for workers: "auto", "cpu", "cuda".
+    device: str = Field(default="auto", validation_alias="LORAFLEET_DEVICE")
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, v: str) -> str:
+        if v.startswith("postgresql://") or v.startswith("postgres://"):
+            return "postgresql+psycopg://" + v.split("://", 1)[1]
+        return v
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'lorafleet.db'}"
+
+    @property
+    def broker_url(self) -> str:
+        return self.redis_url or f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        uri = self.artifact_uri
+        if uri.startswith("file://"):
+            uri = uri[len("file://"):]
+        return Path(uri) if uri else self.data_dir / "artifacts"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

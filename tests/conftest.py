@@ -1,0 +1,48 @@
+"""Shared fixtures. The real base model is materialised once per machine into a cache dir."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+MODELS_CACHE = Path(os.environ.get("LORAFLEET_TEST_MODELS_DIR", Path.home() / ".cache" / "lorafleet-test" / "models"))
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def models_cache() -> Path:
+    return MODELS_CACHE
+
+
+@pytest.fixture(scope="session")
+def base_model_dir(models_cache) -> Path:
+    """The real embedded base model (SmolLM2-135M-Instruct) as an HF checkpoint dir."""
+    from worker.ml.base_models import materialise_builtin
+
+    return materialise_builtin("smollm2-135m-instruct", models_cache)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip("../shared/data is not beside the checkout")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, base_model_dir) -> Path:
+    """A tiny random LLaMA with the real tokenizer, for fast unit tests."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(base_model_dir)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -1,0 +1,243 @@
+"""Parse and validate uploaded data files line by line (torch-free; the API uses it at upload).
+
+Accepted training formats, detected per record:
+- Alpaca: ``{"instruction", "input"?, "output"}`` (JSON array or JSONL)
+- OpenAI chat: ``{"messages": [{"role", "content"}, ...]}`` ending with an assistant message
+Batch files: OpenAI Batch lines ``{"custom_id", "method", "url", "body"}``.
+Eval sets: Alpaca rows, or Self-Instruct's ``{"instruction", "instances": [{"input", "output"}]}``.
+
+Every problem is a ``LineError`` with a 1-based line number (item number for a JSON array).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+CHAT_ROLES = {"system", "user", "assistant", "developer"}
+BATCH_URLS = {"/v1/chat/completions", "/v1/completions"}
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int
+    code: str
+    message: str
+    param: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Example:
+    """One training/eval example. ``messages`` keeps the chat form when the input was chat."""
+
+    instruction: str
+    input: str
+    output: str
+    messages: list[dict] | None = None
+    line: int = 0
+
+    def as_alpaca(self) -> dict:
+        return {"instruction": self.instruction, "input": self.input, "output": self.output}
+
+
+@dataclass
+class ParseResult:
+    records: list[Any] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+    format: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.records)
+
+
+def iter_json_records(data: bytes, max_line_bytes: int = 1 << 20) -> Iterator[tuple[int, Any, LineError | None]]:
+    """Yield (line, obj, error) for a JSON array or a JSONL document."""
+    text_head = data.lstrip()[:1]
+    if text_head == b"[":
+        try:
+            items = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            line = getattr(exc, "lineno", 1)
+            yield line, None, LineError(line, "invalid_json", f"file is not valid JSON: {exc}")
+            return
+        for i, obj in enumerate(items, start=1):
+            yield i, obj, None
+        return
+    for i, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        if len(raw) > max_line_bytes:
+            yield i, None, LineError(i, "line_too_long", f"line is {len(raw)} bytes, over the limit of {max_line_bytes}")
+            continue
+        try:
+            yield i, json.loads(raw.decode("utf-8")), None
+        except UnicodeDecodeError:
+            yield i, None, LineError(i, "invalid_encoding", "line is not valid UTF-8")
+        except json.JSONDecodeError as exc:
+            yield i, None, LineError(i, "invalid_json", f"not JSON: {exc.msg} at column {exc.colno}")
+
+
+def _str_field(obj: dict, key: str, line: int, required: bool, non_empty: bool) -> tuple[str, LineError | None]:
+    if key not in obj or obj[key] is None:
+        if required:
+            return "", LineError(line, "missing_field", f"missing required field '{key}'", key)
+        return "", None
+    value = obj[key]
+    if not isinstance(value, str):
+        return "", LineError(line, "wrong_type", f"field '{key}' must be a string, got {type(value).__name__}", key)
+    if non_empty and not value.strip():
+        return "", LineError(line, "empty_field", f"field '{key}' is empty", key)
+    return value, None
+
+
+def parse_alpaca_record(obj: Any, line: int) -> tuple[Example | None, LineError | None]:
+    if not isinstance(obj, dict):
+        return None, LineError(line, "wrong_type", f"each record must be a JSON object, got {type(obj).__name__}")
+    if "messages" in obj:
+        return parse_chat_record(obj, line)
+    unknown = set(obj) - {"instruction", "input", "output", "id", "metadata", "provenance"}
+    if unknown:
+        return None, LineError(line, "unrecognized_field", f"unrecognized field(s): {sorted(unknown)}", sorted(unknown)[0])
+    instruction, err = _str_field(obj, "instruction", line, required=True, non_empty=True)
+    if err:
+        return None, err
+    inp, err = _str_field(obj, "input", line, required=False, non_empty=False)
+    if err:
+        return None, err
+    output, err = _str_field(obj, "output", line, required=True, non_empty=True)
+    if err:
+        return None, err
+    return Example(instruction, inp, output, line=line), None
+
+
+def parse_chat_record(obj: dict, line: int) -> tuple[Example | None, LineError | None]:
+    msgs = obj.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        return None, LineError(line, "missing_messages_list", "'messages' must be a non-empty list", "messages")
+    for j, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            return None, LineError(line, "wrong_type", f"messages[{j}] must be an object", f"messages[{j}]")
+        if m.get("role") not in CHAT_ROLES:
+            return None, LineError(line, "unrecognized_role", f"messages[{j}].role {m.get('role')!r} is not one of "
+                                   f"{sorted(CHAT_ROLES)}", f"messages[{j}].role")
+        if not isinstance(m.get("content"), str):
+            return None, LineError(line, "missing_content", f"messages[{j}].content must be a string",
+                                   f"messages[{j}].content")
+    if msgs[-1]["role"] != "assistant" or not msgs[-1]["content"].strip():
+        return None, LineError(line, "example_missing_assistant_message",
+                               "the last message must be a non-empty assistant message", "messages")
+    users = [m["content"] for m in msgs[:-1] if m["role"] == "user"]
+    if not users:
+        return None, LineError(line, "missing_user_message", "a chat example needs a user message", "messages")
+    system = "\n".join(m["content"] for m in msgs[:-1] if m["role"] in ("system", "developer"))
+    return Example(instruction=users[-1], input=system, output=msgs[-1]["content"],
+                   messages=msgs, line=line), None
+
+
+def parse_training_file(data: bytes, max_line_bytes: int = 1 << 20, max_errors: int = 100) -> ParseResult:
+    """Parse a fine-tune file (Alpaca JSON/JSONL or OpenAI chat JSONL); collect per-line errors."""
+    res = ParseResult(format="")
+    formats = set()
+    for line, obj, err in iter_json_records(data, max_line_bytes):
+        if err is None:
+            ex, err = parse_alpaca_record(obj, line)
+        if err is not None:
+            if len(res.errors) < max_errors:
+                res.errors.append(err)
+            continue
+        formats.add("chat" if ex.messages else "alpaca")
+        res.records.append(ex)
+    if not res.records and not res.errors:
+        res.errors.append(LineError(0, "empty_file", "the file has no records"))
+    res.format = "+".join(sorted(formats))
+    return res
+
+
+def parse_eval_record(obj: Any, line: int) -> tuple[Example | None, LineError | None]:
+    """Eval rows: Alpaca rows, or Self-Instruct user-oriented rows with ``instances``."""
+    if isinstance(obj, dict) and "instances" in obj:
+        inst = obj["instances"]
+        if not isinstance(inst, list) or not inst or not isinstance(inst[0], dict):
+            return None, LineError(line, "wrong_type", "'instances' must be a non-empty list of objects", "instances")
+        instruction, err = _str_field(obj, "instruction", line, required=True, non_empty=True)
+        if err:
+            return None, err
+        return Example(instruction, str(inst[0].get("input", "") or ""), str(inst[0].get("output", "") or ""),
+                       line=line), None
+    if isinstance(obj, dict) and "output" not in obj and "messages" not in obj:
+        instruction, err = _str_field(obj, "instruction", line, required=True, non_empty=True)
+        if err:
+            return None, err
+        inp, err = _str_field(obj, "input", line, required=False, non_empty=False)
+        return (None, err) if err else (Example(instruction, inp, "", line=line), None)
+    return parse_alpaca_record(obj, line)
+
+
+def parse_eval_file(data: bytes, max_line_bytes: int = 1 << 20, max_errors: int = 100) -> ParseResult:
+    res = ParseResult(format="eval")
+    for line, obj, err in iter_json_records(data, max_line_bytes):
+        if err is None:
+            ex, err = parse_eval_record(obj, line)
+        if err is not None:
+            if len(res.errors) < max_errors:
+                res.errors.append(err)
+            continue
+        res.records.append(ex)
+    if not res.records and not res.errors:
+        res.errors.append(LineError(0, "empty_file", "the file has no records"))
+    return res
+
+
+@dataclass
+class BatchRequest:
+    line: int
+    custom_id: str
+    url: str
+    body: dict
+
+
+def parse_batch_record(obj: Any, line: int) -> tuple[BatchRequest | None, LineError | None]:
+    if not isinstance(obj, dict):
+        return None, LineError(line, "wrong_type", "each line must be a JSON object")
+    for key in ("custom_id", "method", "url", "body"):
+        if key not in obj:
+            return None, LineError(line, "missing_required_parameter", f"missing required parameter '{key}'", key)
+    if not isinstance(obj["custom_id"], str) or not obj["custom_id"]:
+        return None, LineError(line, "invalid_value", "'custom_id' must be a non-empty string", "custom_id")
+    if obj["method"] != "POST":
+        return None, LineError(line, "invalid_value", "'method' must be 'POST'", "method")
+    if obj["url"] not in BATCH_URLS:
+        return None, LineError(line, "invalid_url", f"'url' must be one of {sorted(BATCH_URLS)}", "url")
+    body = obj["body"]
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return None, LineError(line, "invalid_value", "'body' must be an object with a string 'model'", "body.model")
+    if obj["url"] == "/v1/chat/completions" and not isinstance(body.get("messages"), list):
+        return None, LineError(line, "missing_required_parameter", "'body.messages' must be a list", "body.messages")
+    if obj["url"] == "/v1/completions" and not isinstance(body.get("prompt"), str):
+        return None, LineError(line, "missing_required_parameter", "'body.prompt' must be a string", "body.prompt")
+    return BatchRequest(line, obj["custom_id"], obj["url"], body), None
+
+
+def parse_batch_file(data: bytes, max_line_bytes: int = 1 << 20, max_errors: int = 100) -> ParseResult:
+    """Parse an OpenAI Batch input file; duplicate custom_ids are errors."""
+    res = ParseResult(format="batch")
+    seen: set[str] = set()
+    for line, obj, err in iter_json_records(data, max_line_bytes):
+        if err is None:
+            req, err = parse_batch_record(obj, line)
+            if req is not None and req.custom_id in seen:
+                req, err = None, LineError(line, "duplicate_custom_id", f"custom_id {req.custom_id!r} repeats",
+                                           "custom_id")
+        if err is not None:
+            if len(res.errors) < max_errors:
+                res.errors.append(err)
+            continue
+        seen.add(req.custom_id)
+        res.records.append(req)
+    if not res.records and not res.errors:
+        res.errors.append(LineError(0, "empty_file", "the file has no records"))
+    return res
