@@ -1,0 +1,82 @@
+"""Request dependencies as ``Annotated`` aliases: settings, DB session, current user, owned objects."""
+from __future__ import annotations
+
+from typing import Annotated, Iterator
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from api.errors import APIError, not_found
+from models.crud import jobs as job_crud
+from models.crud.users import get_user_by_key
+from models.file import File
+from models.job import Job
+from models.settings import Settings
+from models.storage import ArtifactStore
+from models.user import User
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    session = request.app.state.session_factory()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def get_store(settings: SettingsDep) -> ArtifactStore:
+    return ArtifactStore(settings.artifacts_dir)
+
+
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+
+
+def get_current_user(request: Request, session: SessionDep) -> User:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise APIError(401, "missing_api_key", "You didn't provide an API key (Authorization: Bearer <key>)")
+    user = get_user_by_key(session=session, key=key.strip())
+    if user is None:
+        raise APIError(401, "invalid_api_key", "Incorrect or revoked API key provided")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_admin_user(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise APIError(403, "forbidden", "This endpoint needs an admin API key")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]
+
+
+def get_owned_file(file_id: str, session: SessionDep, user: CurrentUser) -> File:
+    f = session.get(File, file_id)
+    if f is None or f.owner_id != user.id:
+        raise not_found("file", file_id, "file_id")
+    return f
+
+
+OwnedFile = Annotated[File, Depends(get_owned_file)]
+
+
+def get_owned_job(job_id: str, session: SessionDep, user: CurrentUser) -> Job:
+    job = job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id)
+    if job is None:
+        raise not_found("job", job_id, "job_id")
+    return job
+
+
+OwnedJob = Annotated[Job, Depends(get_owned_job)]

@@ -1,0 +1,45 @@
+"""Checks shared by the job-creation routes: the model exists, the files exist, are owned and fit."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from api.errors import APIError
+from api.routes.models import known_base_models
+from models.file import File
+from models.registry import Adapter, Checkpoint
+from models.user import User
+
+
+def require_base_model(session: Session, name: str, param: str = "model") -> str:
+    if name not in known_base_models(session):
+        raise APIError(404, "model_not_found", f"The base model '{name}' does not exist", param)
+    return name
+
+
+def require_file(session: Session, user: User, file_id: str | None, param: str,
+                 purposes: tuple[str, ...]) -> File | None:
+    if file_id is None:
+        return None
+    f = session.get(File, file_id)
+    if f is None or f.owner_id != user.id:
+        raise APIError(404, "file_not_found", f"No file found with id '{file_id}'", param)
+    if f.purpose not in purposes:
+        raise APIError(400, "invalid_file_purpose", f"file {file_id} has purpose '{f.purpose}'; "
+                       f"expected one of {list(purposes)}", param)
+    return f
+
+
+def resolve_model_ref(session: Session, user: User, name: str, param: str = "model") -> dict:
+    """A model name as users write it -> {name, base_model, adapter_path|None} (owned adapters only)."""
+    if name in known_base_models(session):
+        return {"name": name, "base_model": name, "adapter_path": None}
+    base_name, _, ckpt = name.partition(":ckpt-step-")
+    adapter = session.query(Adapter).filter_by(name=base_name, owner_id=user.id).one_or_none()
+    if adapter is None:
+        raise APIError(404, "model_not_found", f"The model '{name}' does not exist", param)
+    if not ckpt:
+        return {"name": name, "base_model": adapter.base_model, "adapter_path": adapter.path}
+    row = session.query(Checkpoint).filter_by(model_name=name, owner_id=user.id).one_or_none()
+    if row is None:
+        raise APIError(404, "model_not_found", f"The checkpoint '{name}' does not exist", param)
+    return {"name": name, "base_model": adapter.base_model, "adapter_path": row.path}

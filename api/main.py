@@ -1,0 +1,57 @@
+"""FastAPI application factory (``uvicorn --factory api.main:create_app``). Nothing runs at import."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import files, health, jobs, models, preflight, users
+from models.db import make_engine, make_sessionmaker
+from models.settings import Settings, get_settings
+
+
+def build_router() -> APIRouter:
+    v1 = APIRouter(prefix="/v1")
+    for module in (users, files, models, jobs, preflight):
+        v1.include_router(module.router)
+    for name in ("fine_tuning", "batches", "evals", "generation", "datasets", "adapters", "chat"):
+        try:
+            module = __import__(f"api.routes.{name}", fromlist=["router"])
+        except ModuleNotFoundError:
+            continue
+        v1.include_router(module.router)
+    return v1
+
+
+def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = make_engine(settings.sqlalchemy_url)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.session_factory = make_sessionmaker(engine)
+        app.state.dispatcher = None
+        if run_dispatcher:
+            from worker.celery_app import create_celery_app
+            from worker.dispatcher import DispatcherLoop, celery_sender
+
+            celery_app = create_celery_app(settings)
+            app.state.dispatcher = DispatcherLoop(app.state.session_factory, settings,
+                                                  celery_sender(celery_app, settings), interval=1.0)
+            app.state.dispatcher.start()
+        try:
+            yield
+        finally:
+            if app.state.dispatcher is not None:
+                app.state.dispatcher.stop()
+                app.state.dispatcher.join(timeout=5)
+            engine.dispose()
+
+    app = FastAPI(title="lorafleet", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(build_router())
+    return app

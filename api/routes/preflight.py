@@ -1,0 +1,26 @@
+"""Preflight jobs: what training on a file would see, computed on a worker before any GPU time is spent."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from api.deps import CurrentUser, SessionDep
+from api.job_inputs import require_base_model, require_file
+from api.queue import notify_submitted
+from api.schemas.jobs import JobRead, PreflightJobCreate, params_of
+from api.views import job_view
+from models.crud import jobs as job_crud
+from models.job import JobKind
+
+router = APIRouter(prefix="/preflight/jobs", tags=["preflight"])
+
+
+@router.post("", response_model=JobRead, status_code=200)
+def create_preflight_job(body: PreflightJobCreate, session: SessionDep, user: CurrentUser,
+                         request: Request) -> JobRead:
+    require_base_model(session, body.model)
+    require_file(session, user, body.training_file, "training_file", ("fine-tune",))
+    job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.preflight, model=body.model,
+                              params=params_of(body), user_metadata=body.metadata)
+    session.commit()
+    notify_submitted(request)
+    return job_view(job, session)

@@ -1,0 +1,184 @@
+"""The ``lorafleet`` command: up (embedded all-in-one), api, worker, migrate, users, models, demo."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _apply_env(args: argparse.Namespace) -> None:
+    """CLI flags become environment settings, so child processes see the same configuration."""
+    if getattr(args, "data_dir", None):
+        os.environ["LORAFLEET_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    from models.settings import get_settings
+
+    get_settings.cache_clear()
+
+
+def cmd_migrate(args) -> int:
+    _apply_env(args)
+    from models.settings import get_settings
+    from lorafleet_cli.bootstrap import migrate
+
+    migrate(get_settings())
+    print("database is at head")
+    return 0
+
+
+def cmd_users_create(args) -> int:
+    _apply_env(args)
+    from models.settings import get_settings
+    from lorafleet_cli.bootstrap import create_user_direct
+
+    user_id, key = create_user_direct(get_settings(), args.name, args.admin)
+    print(f"created user {args.name} ({user_id}); API key (shown once):\n{key}")
+    return 0
+
+
+def cmd_models_add(args) -> int:
+    _apply_env(args)
+    from models.settings import get_settings
+    from lorafleet_cli.bootstrap import register_base_model
+
+    register_base_model(get_settings(), args.name, Path(args.path).resolve(), args.description or "")
+    print(f"registered base model {args.name} -> {args.path}")
+    return 0
+
+
+def worker_command(queues: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q", queues,
+            "-c", str(concurrency), "--pool", "prefork", "--max-tasks-per-child", "1", "-l", loglevel,
+            "--without-gossip", "--without-mingle", "-n", f"lorafleet-{queues.replace(',', '-')}-%h-{os.getpid()}"]
+
+
+def cmd_worker(args) -> int:
+    _apply_env(args)
+    from models.settings import get_settings
+    from worker.celery_app import queue_name
+
+    settings = get_settings()
+    if args.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+    queues = ",".join(queue_name(settings, q.strip()) for q in args.queues.split(","))
+    os.execv(sys.executable, worker_command(queues, args.concurrency, args.loglevel))
+    return 0
+
+
+def cmd_api(args) -> int:
+    _apply_env(args)
+    import uvicorn
+
+    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_up(args) -> int:
+    """Everything in one command: migrate, bootstrap an admin, start workers, serve the API."""
+    _apply_env(args)
+    from models.settings import get_settings
+    from lorafleet_cli.bootstrap import ensure_admin, migrate
+    from worker.celery_app import queue_name
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings)
+    key_file = ensure_admin(settings)
+    print(f"lorafleet: data dir {settings.data_dir} ({'embedded SQLite + SQLAlchemy broker' if settings.embedded else 'Postgres + Redis'})")
+    print(f"lorafleet: admin API key in {key_file}")
+    children = [
+        subprocess.Popen(worker_command(queue_name(settings, "gpu"), 1, "WARNING"), start_new_session=True),
+        subprocess.Popen(worker_command(queue_name(settings, "io"), 2, "WARNING"), start_new_session=True),
+    ]
+
+    def _stop(*_):
+        for child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.time() + 10
+        for child in children:
+            try:
+                child.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        import uvicorn
+
+        print(f"lorafleet: API on http://{args.host}:{args.port}/v1", flush=True)
+        uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level="warning",
+                    access_log=False)
+    finally:
+        _stop()
+    return 0
+
+
+def cmd_demo(args) -> int:
+    _apply_env(args)
+    from lorafleet_demo.run import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lorafleet", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_data_dir(sp):
+        sp.add_argument("--data-dir", help="state directory (default: $LORAFLEET_DATA_DIR or ~/.local/share/lorafleet)")
+        return sp
+
+    up = with_data_dir(sub.add_parser("up", help="API + workers on one machine (SQLite + embedded broker by default)"))
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.set_defaults(func=cmd_up)
+
+    api = with_data_dir(sub.add_parser("api", help="serve the HTTP API (production)"))
+    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1)
+    api.set_defaults(func=cmd_api)
+
+    wk = with_data_dir(sub.add_parser("worker", help="run a Celery worker (one per GPU)"))
+    wk.add_argument("--queues", default="gpu", help="comma-separated: gpu,io")
+    wk.add_argument("--gpu", type=int, default=None, help="CUDA device index for this worker")
+    wk.add_argument("--concurrency", type=int, default=1)
+    wk.add_argument("--loglevel", default="INFO")
+    wk.set_defaults(func=cmd_worker)
+
+    mg = with_data_dir(sub.add_parser("migrate", help="apply database migrations"))
+    mg.set_defaults(func=cmd_migrate)
+
+    users = sub.add_parser("users", help="manage users directly in the database")
+    usub = users.add_subparsers(dest="users_command", required=True)
+    uc = with_data_dir(usub.add_parser("create", help="create a user and print its API key"))
+    uc.add_argument("name")
+    uc.add_argument("--admin", action="store_true")
+    uc.set_defaults(func=cmd_users_create)
+
+    models = sub.add_parser("models", help="base-model registry")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    ma = with_data_dir(msub.add_parser("add", help="register a local HF checkpoint dir or GGUF file"))
+    ma.add_argument("name")
+    ma.add_argument("path")
+    ma.add_argument("--description", default="")
+    ma.set_defaults(func=cmd_models_add)
+
+    demo = with_data_dir(sub.add_parser("demo", help="the whole pipeline on the embedded default, on CPU"))
+    demo.add_argument("--port", type=int, default=8765)
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

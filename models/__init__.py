@@ -1,0 +1,9 @@
+"""ORM tables ("model" here always means a database table). Re-exported for Alembic."""
+from models.base import Base
+from models.file import Dataset, File
+from models.job import Job, JobEvent, JobKind, JobStatus, UsageRecord
+from models.registry import Adapter, BaseModelEntry, Checkpoint
+from models.user import ApiKey, User
+
+__all__ = ["Base", "User", "ApiKey", "File", "Dataset", "BaseModelEntry", "Adapter", "Checkpoint", "Job",
+           "JobEvent", "JobKind", "JobStatus", "UsageRecord"]

@@ -1,0 +1,132 @@
+"""Jobs and their events: creation, status transitions, leases, event paging."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from models.base import new_id, utcnow
+from models.job import DEFAULT_QUEUE, ID_PREFIX, TERMINAL_STATUSES, Job, JobEvent, JobKind, JobStatus
+
+
+def create_job(*, session: Session, owner_id: str, kind: JobKind, params: dict, model: str | None = None,
+               queue: str | None = None, status: JobStatus = JobStatus.queued,
+               user_metadata: dict | None = None) -> Job:
+    job = Job(id=new_id(ID_PREFIX[kind]), owner_id=owner_id, kind=kind.value, params=params, model=model,
+              queue=queue or DEFAULT_QUEUE[kind], status=status.value, user_metadata=user_metadata or {})
+    session.add(job)
+    session.flush()
+    add_event(session=session, job_id=job.id, message=f"Created {kind.value} job {job.id}")
+    return job
+
+
+def get_owned_job(*, session: Session, job_id: str, owner_id: str, kind: str | None = None) -> Job | None:
+    q = select(Job).where(Job.id == job_id, Job.owner_id == owner_id)
+    if kind is not None:
+        q = q.where(Job.kind == kind)
+    return session.execute(q).scalar_one_or_none()
+
+
+def list_jobs(*, session: Session, owner_id: str, kind: str | None, after: str | None, limit: int) -> list[Job]:
+    q = select(Job).where(Job.owner_id == owner_id)
+    if kind is not None:
+        q = q.where(Job.kind == kind)
+    if after:
+        anchor = session.get(Job, after)
+        if anchor is not None and anchor.owner_id == owner_id:
+            q = q.where(or_(Job.created_at < anchor.created_at,
+                            and_(Job.created_at == anchor.created_at, Job.id < anchor.id)))
+    return list(session.execute(q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)).scalars())
+
+
+def add_event(*, session: Session, job_id: str, message: str, level: str = "info", type: str = "message",
+              data: dict | None = None) -> JobEvent:
+    ev = JobEvent(job_id=job_id, message=message, level=level, type=type, data=data)
+    session.add(ev)
+    session.flush()
+    return ev
+
+
+def list_events(*, session: Session, job_id: str, after: int | None, limit: int, ascending: bool) -> list[JobEvent]:
+    q = select(JobEvent).where(JobEvent.job_id == job_id)
+    if after is not None:
+        q = q.where(JobEvent.id > after) if ascending else q.where(JobEvent.id < after)
+    order = JobEvent.id.asc() if ascending else JobEvent.id.desc()
+    return list(session.execute(q.order_by(order).limit(limit)).scalars())
+
+
+def request_cancel(*, session: Session, job: Job) -> None:
+    """Cooperative cancel: queued jobs end at once; running ones stop at their next step."""
+    if job.status in TERMINAL_STATUSES:
+        return
+    job.cancel_requested = True
+    if job.status in (JobStatus.queued.value, JobStatus.validating_files.value, JobStatus.paused.value):
+        job.status = JobStatus.cancelled.value
+        job.finished_at = utcnow()
+        add_event(session=session, job_id=job.id, message="Job cancelled before it ran")
+    else:
+        add_event(session=session, job_id=job.id, message="Cancellation requested; stopping at the next step")
+
+
+def claim_job(*, session: Session, job_id: str, worker_id: str, lease_seconds: int, pid: int) -> Job | None:
+    """Atomically take the lease of a queued job, or of a running job whose lease expired."""
+    now = utcnow()
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.cancel_requested.is_(False),
+               or_(Job.status == JobStatus.queued.value,
+                   and_(Job.status == JobStatus.running.value, Job.lease_expires_at < now)))
+        .values(status=JobStatus.running.value, lease_owner=worker_id, worker_pid=pid,
+                lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now,
+                attempt=Job.attempt + 1, started_at=func.coalesce(Job.started_at, now), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount != 1:
+        return None
+    session.flush()
+    job = session.get(Job, job_id)
+    session.refresh(job)
+    return job
+
+
+def renew_lease(*, session: Session, job_id: str, worker_id: str, lease_seconds: int,
+                add_compute_seconds: float) -> tuple[bool, bool, bool]:
+    """Extend the lease; returns (still_owner, cancel_requested, pause_requested)."""
+    now = utcnow()
+    res = session.execute(
+        update(Job).where(Job.id == job_id, Job.lease_owner == worker_id, Job.status == JobStatus.running.value)
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now,
+                compute_seconds=Job.compute_seconds + add_compute_seconds)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.execute(select(Job.cancel_requested, Job.pause_requested).where(Job.id == job_id)).one()
+    return res.rowcount == 1, bool(row[0]), bool(row[1])
+
+
+def finish_job(*, session: Session, job_id: str, worker_id: str, status: JobStatus, result: dict | None = None,
+               error: dict | None = None) -> bool:
+    """Record the outcome if this worker still holds the lease."""
+    now = utcnow()
+    values: dict = dict(status=status.value, lease_owner=None, lease_expires_at=None, worker_pid=None,
+                        updated_at=now)
+    if status.value in TERMINAL_STATUSES:
+        values["finished_at"] = now
+    if status == JobStatus.paused:
+        values["pause_requested"] = False
+        values["admitted_at"] = None
+    if result is not None:
+        values["result"] = result
+    if error is not None:
+        values["error"] = error
+    res = session.execute(update(Job).where(Job.id == job_id, Job.lease_owner == worker_id).values(**values)
+                          .execution_options(synchronize_session=False))
+    return res.rowcount == 1
+
+
+def expired_running_jobs(*, session: Session, now: datetime | None = None) -> list[Job]:
+    now = now or utcnow()
+    return list(session.execute(
+        select(Job).where(Job.status == JobStatus.running.value, Job.lease_expires_at < now).with_for_update(
+            skip_locked=True)
+    ).scalars())

@@ -1,0 +1,108 @@
+"""Jobs of every kind share one table, one lifecycle, one events stream."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, JSONType, TimestampMixin, UTCDateTime, id_column, utcnow
+
+
+class JobKind(str, enum.Enum):
+    preflight = "preflight"
+    fine_tuning = "fine_tuning"
+    generation = "generation"
+    batch = "batch"
+    eval = "eval"
+
+
+class JobStatus(str, enum.Enum):
+    validating_files = "validating_files"
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    paused = "paused"
+
+
+TERMINAL_STATUSES = {JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value}
+ID_PREFIX = {
+    JobKind.preflight: "pfjob-",
+    JobKind.fine_tuning: "ftjob-",
+    JobKind.generation: "genjob-",
+    JobKind.batch: "batch_",
+    JobKind.eval: "evaljob-",
+}
+# Which Celery queue a kind runs on by default (generation moves to "io" with a remote teacher).
+DEFAULT_QUEUE = {
+    JobKind.preflight: "io",
+    JobKind.fine_tuning: "gpu",
+    JobKind.generation: "io",
+    JobKind.batch: "gpu",
+    JobKind.eval: "gpu",
+}
+
+
+class Job(TimestampMixin, Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_queue", "status", "queue"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    status: Mapped[str] = mapped_column(String(32), default=JobStatus.validating_files.value, nullable=False)
+    queue: Mapped[str] = mapped_column(String(16), default="gpu", nullable=False)
+    # Model the job uses (base model name, or adapter names for batch/eval).
+    model: Mapped[str | None] = mapped_column(String(300))
+    # Validated, typed parameters of the kind (its pydantic config dumped to JSON; no secrets).
+    params: Mapped[dict] = mapped_column(JSONType, default=dict, nullable=False)
+    user_metadata: Mapped[dict] = mapped_column(JSONType, default=dict, nullable=False)
+    result: Mapped[dict] = mapped_column(JSONType, default=dict, nullable=False)
+    # step, total_steps, percent, tokens, tokens_per_s, estimated_finish (ISO), ...
+    progress: Mapped[dict] = mapped_column(JSONType, default=dict, nullable=False)
+    # {code, message, param}
+    error: Mapped[dict | None] = mapped_column(JSONType)
+    # Admission and execution bookkeeping.
+    admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempt: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(256))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    pause_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # GPU/worker seconds consumed so far (for fair share and quotas).
+    compute_seconds: Mapped[float] = mapped_column(default=0.0, nullable=False)
+    priority: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    level: Mapped[str] = mapped_column(String(8), default="info", nullable=False)
+    type: Mapped[str] = mapped_column(String(16), default="message", nullable=False)
+    message: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    data: Mapped[dict | None] = mapped_column(JSONType)
+
+
+class UsageRecord(TimestampMixin, Base):
+    """Metered consumption per user and job: compute seconds, tokens, teacher spend."""
+
+    __tablename__ = "usage_records"
+
+    id: Mapped[str] = id_column("usage-")
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
+    job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    compute_seconds: Mapped[float] = mapped_column(default=0.0, nullable=False)
+    tokens: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    cost_usd: Mapped[float] = mapped_column(default=0.0, nullable=False)

@@ -1,0 +1,174 @@
+"""Admission control: queued jobs wait in the database; the dispatcher sends them to Celery as slots free.
+
+Order between users is weighted fair share: the user with the least recent compute per unit of
+weight goes first (ties: priority, then FIFO), within per-user caps on running jobs. The reaper
+half re-queues jobs whose worker stopped heart-beating (or fails them after ``max_attempts``).
+Torch-free; called by the API after each submission, by a background loop, and by workers when a
+job ends.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from datetime import timedelta
+from typing import Callable
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.crud import jobs as job_crud
+from models.db import session_scope
+from models.job import Job, JobStatus
+from models.settings import Settings
+from models.user import User
+from models.base import utcnow
+
+log = logging.getLogger(__name__)
+QUEUES = ("gpu", "io")
+FAIR_SHARE_WINDOW = timedelta(days=7)
+IO_SLOTS = 8
+_ADVISORY_KEY = 0x1F0A7  # one dispatcher at a time across API replicas
+
+SendFn = Callable[[Job], None]
+
+
+def _try_lock(session: Session) -> bool:
+    if session.bind.dialect.name != "postgresql":
+        return True
+    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY}).scalar())
+
+
+def reap_expired_leases(session: Session, settings: Settings) -> list[str]:
+    """Jobs whose lease expired go back to the queue (resumable), or fail after too many attempts."""
+    requeued = []
+    for job in job_crud.expired_running_jobs(session=session):
+        if job.attempt >= settings.max_attempts:
+            job.status, job.finished_at = JobStatus.failed.value, utcnow()
+            job.error = {"code": "worker_lost", "param": None,
+                         "message": f"the worker running this job stopped responding {job.attempt} times"}
+            job_crud.add_event(session=session, job_id=job.id, level="error", message=job.error["message"])
+        else:
+            job.status, job.admitted_at = JobStatus.queued.value, None
+            job_crud.add_event(session=session, job_id=job.id, level="warn",
+                               message=f"Worker {job.lease_owner} lost (lease expired); job re-queued to resume",
+                               data={"attempt": job.attempt})
+            requeued.append(job.id)
+        job.lease_owner = job.lease_expires_at = job.worker_pid = None
+    return requeued
+
+
+def _recent_usage(session: Session) -> dict[str, float]:
+    since = utcnow() - FAIR_SHARE_WINDOW
+    rows = session.execute(select(Job.owner_id, func.sum(Job.compute_seconds)).where(Job.created_at >= since)
+                           .group_by(Job.owner_id)).all()
+    return {owner: float(sec or 0.0) for owner, sec in rows}
+
+
+def pick_admissions(session: Session, settings: Settings, queue: str) -> list[Job]:
+    """Choose which pending jobs of ``queue`` to admit now (fair share, caps, free slots)."""
+    slots = settings.gpu_slots if queue == "gpu" else IO_SLOTS
+    active = session.execute(select(Job.owner_id).where(
+        Job.queue == queue,
+        ((Job.status == JobStatus.queued.value) & Job.admitted_at.is_not(None)) | (Job.status == JobStatus.running.value),
+    )).scalars().all()
+    free = slots - len(active)
+    if free <= 0:
+        return []
+    pending = list(session.execute(
+        select(Job).where(Job.queue == queue, Job.status == JobStatus.queued.value, Job.admitted_at.is_(None),
+                          Job.cancel_requested.is_(False))
+        .order_by(Job.priority.desc(), Job.created_at, Job.id).with_for_update(skip_locked=True)
+    ).scalars())
+    if not pending:
+        return []
+    per_user_active: dict[str, int] = defaultdict(int)
+    for owner in active:
+        per_user_active[owner] += 1
+    usage = _recent_usage(session)
+    users = {u.id: u for u in session.execute(select(User).where(User.id.in_({j.owner_id for j in pending}))).scalars()}
+    chosen: list[Job] = []
+    queue_by_user: dict[str, list[Job]] = defaultdict(list)
+    for job in pending:
+        queue_by_user[job.owner_id].append(job)
+    while free > 0:
+        candidates = []
+        for owner, jobs in queue_by_user.items():
+            user = users.get(owner)
+            cap = (user.max_running_jobs if user and user.max_running_jobs else settings.max_running_per_user)
+            if jobs and per_user_active[owner] < cap:
+                weight = user.share_weight if user and user.share_weight > 0 else 1.0
+                candidates.append(((usage.get(owner, 0.0) + per_user_active[owner] * 60.0) / weight,
+                                   -jobs[0].priority, jobs[0].created_at, owner))
+        if not candidates:
+            break
+        owner = min(candidates)[3]
+        job = queue_by_user[owner].pop(0)
+        per_user_active[owner] += 1
+        chosen.append(job)
+        free -= 1
+    return chosen
+
+
+def queue_positions(session: Session, queue: str) -> dict[str, int]:
+    """1-based position of every not-yet-started job of a queue (admitted ones first, then FIFO)."""
+    rows = session.execute(select(Job.id).where(Job.queue == queue, Job.status == JobStatus.queued.value)
+                           .order_by(Job.admitted_at.is_(None), Job.admitted_at, Job.priority.desc(),
+                                     Job.created_at)).scalars().all()
+    return {job_id: i + 1 for i, job_id in enumerate(rows)}
+
+
+def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, send: SendFn) -> list[str]:
+    """Reap expired leases, then admit what fits; returns the admitted job ids."""
+    admitted: list[Job] = []
+    with session_scope(session_factory) as s:
+        if not _try_lock(s):
+            return []
+        reap_expired_leases(s, settings)
+        for queue in QUEUES:
+            for job in pick_admissions(s, settings, queue):
+                job.admitted_at = utcnow()
+                admitted.append(job)
+        s.expunge_all()
+    for job in admitted:
+        try:
+            send(job)
+        except Exception:
+            log.exception("could not send job %s to the broker; it stays queued", job.id)
+            with session_scope(session_factory) as s:
+                row = s.get(Job, job.id)
+                if row is not None and row.status == JobStatus.queued.value:
+                    row.admitted_at = None
+    return [j.id for j in admitted]
+
+
+def celery_sender(celery_app, settings: Settings) -> SendFn:
+    from worker.celery_app import TASK_NAMES, queue_name
+
+    def send(job: Job) -> None:
+        celery_app.send_task(TASK_NAMES[job.kind], args=[job.id], queue=queue_name(settings, job.queue))
+
+    return send
+
+
+class DispatcherLoop(threading.Thread):
+    """Runs ``dispatch_once`` every ``interval`` seconds until stopped (in the API process)."""
+
+    def __init__(self, session_factory, settings: Settings, send: SendFn, interval: float = 2.0):
+        super().__init__(daemon=True, name="lorafleet-dispatcher")
+        self.session_factory, self.settings, self.send, self.interval = session_factory, settings, send, interval
+        self.stopped = threading.Event()
+        self.wakeup = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                dispatch_once(self.session_factory, self.settings, self.send)
+            except Exception:
+                log.exception("dispatcher pass failed")
+            self.wakeup.wait(self.interval)
+            self.wakeup.clear()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.wakeup.set()

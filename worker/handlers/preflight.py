@@ -1,0 +1,40 @@
+"""Preflight: tokenise a training file with the base model's tokenizer and report what training would see."""
+from __future__ import annotations
+
+from models.db import session_scope
+from models.file import File
+from worker.ml.configs import FinetuneHyperparameters
+from worker.ml.records import parse_training_file
+from worker.resources import artifact_store, resolve_base_model_dir
+from worker.runner import JobContext, JobFailed
+
+
+def load_training_examples(ctx: JobContext, file_id: str, param: str):
+    """Read and parse an uploaded file of the job's owner; failures name the parameter."""
+    with session_scope(ctx.session_factory) as s:
+        f = s.get(File, file_id)
+        if f is None or f.owner_id != ctx.owner_id:
+            raise JobFailed("file_not_found", f"file {file_id} does not exist", param)
+        path = artifact_store(ctx.settings).path(f.storage_path)
+    parsed = parse_training_file(path.read_bytes(), ctx.settings.max_line_bytes)
+    if parsed.errors:
+        first = parsed.errors[0]
+        raise JobFailed("invalid_file", f"line {first.line}: {first.message}", param)
+    return parsed.records
+
+
+def run_preflight_job(ctx: JobContext) -> dict:
+    from worker.ml.preflight import run_preflight
+
+    hp = FinetuneHyperparameters.model_validate(ctx.params.get("hyperparameters", {}))
+    examples = load_training_examples(ctx, ctx.params["training_file"], "training_file")
+    ctx.emit(f"Loaded {len(examples)} examples; loading the {ctx.model} tokenizer")
+    with session_scope(ctx.session_factory) as s:
+        model_dir = resolve_base_model_dir(s, ctx.settings, ctx.model)
+    report = run_preflight(examples, model_dir, hp)
+    ctx.report_progress(step=1, total=1, tokens=report.get("total_tokens"), force=True)
+    ctx.emit(f"Preflight: {report.get('n_examples')} examples, {report.get('total_tokens')} tokens, "
+             f"{report.get('n_over_cutoff')} over cutoff_len", type="metrics", data={
+                 k: report.get(k) for k in ("n_examples", "total_tokens", "trainable_tokens", "n_over_cutoff",
+                                            "estimated_steps")})
+    return report

@@ -1,0 +1,32 @@
+"""Thin Celery tasks: one per job kind, each taking only a job id and delegating to the runner."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from models.settings import get_settings
+from worker.celery_app import TASK_NAMES
+from worker.resources import redis_client, session_factory
+from worker.runner import Handler, run_job
+
+
+def _run(job_id: str, handler: Handler) -> str:
+    settings = get_settings()
+    status = run_job(session_factory=session_factory(), settings=settings, job_id=job_id, handler=handler,
+                     redis_client=redis_client())
+    _admit_next(settings)
+    return status
+
+
+def _admit_next(settings) -> None:
+    """A slot just freed: let the dispatcher admit the next job without waiting for its loop."""
+    from worker.celery_app import get_celery_app
+    from worker.dispatcher import celery_sender, dispatch_once
+
+    dispatch_once(session_factory(), settings, celery_sender(get_celery_app(), settings))
+
+
+@shared_task(name=TASK_NAMES["preflight"])
+def preflight(job_id: str) -> str:
+    from worker.handlers.preflight import run_preflight_job
+
+    return _run(job_id, run_preflight_job)
