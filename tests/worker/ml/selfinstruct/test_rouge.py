@@ -134,8 +134,9 @@ def test_chinese_is_compared_with_cjk_tokenizer(shared_data):
     base = [r["instruction"] for r in rows[:300]]
     cands = base + [s[: max(2, int(len(s) * 0.85))] for s in rng.sample(base, 100)]
     rng.shuffle(cands)
-    # rouge_score's tokenizer sees no tokens at all: everything is kept
-    assert RougeFilter(0.7).filter_candidates(cands) == list(range(len(cands)))
+    # rouge_score's tokenizer sees only the odd ASCII word: (almost) everything is kept
+    latin_only = RougeFilter(0.7).filter_candidates(cands)
+    assert latin_only == reference_kept(cands)
     ref = reference_kept(cands, 0.7, tokenize_cjk)
-    assert len(ref) < len(cands)
+    assert len(ref) < len(latin_only) - 50
     assert RougeFilter(0.7, tokenizer="cjk").filter_candidates(cands) == ref

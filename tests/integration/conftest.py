@@ -1,0 +1,158 @@
+"""Real services for integration tests: a fresh Postgres database per session (migrated with Alembic),
+a Redis key/queue namespace of its own, an in-process API (TestClient, dispatcher thread running) and
+real ``celery worker`` subprocesses."""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN = os.environ.get("LORAFLEET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("LORAFLEET_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _pg_url(db: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    name = f"lf_test_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    url = _pg_url(name).replace("postgresql://", "postgresql+psycopg://")
+    from models.migrate import upgrade_database
+
+    upgrade_database(url)
+    yield url
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def service_env(pg_database, tmp_path_factory, models_cache):
+    """Environment for the API and the worker processes of this test session."""
+    ns = f"t{secrets.token_hex(3)}-"
+    data_dir = tmp_path_factory.mktemp("lorafleet-data")
+    models_dir = data_dir / "models"
+    models_dir.mkdir()
+    cached = models_cache / "smollm2-135m-instruct"
+    if cached.exists():  # reuse the converted base model instead of converting it again
+        (models_dir / "smollm2-135m-instruct").symlink_to(cached)
+    env = {
+        "DATABASE_URL": pg_database,
+        "REDIS_URL": REDIS,
+        "LORAFLEET_DATA_DIR": str(data_dir),
+        "LORAFLEET_NAMESPACE": ns,
+        "LORAFLEET_LEASE_SECONDS": "4",
+        "LORAFLEET_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
+        "LORAFLEET_MAX_ATTEMPTS": "3",
+    }
+    yield env
+    import redis
+
+    r = redis.Redis.from_url(REDIS)
+    for key in r.scan_iter(f"{ns}*"):
+        r.delete(key)
+    for key in r.scan_iter(f"*{ns}*"):
+        r.delete(key)
+
+
+@pytest.fixture(scope="session")
+def settings(service_env):
+    from models.settings import Settings
+
+    return Settings(**service_env)
+
+
+@pytest.fixture(scope="session")
+def api_client(settings):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def admin_key(settings):
+    from lorafleet_cli.bootstrap import create_user_direct
+
+    return create_user_direct(settings, f"admin-{secrets.token_hex(3)}", True)[1]
+
+
+@pytest.fixture
+def make_user(api_client, admin_key):
+    def _make(name: str | None = None) -> tuple[str, dict]:
+        r = api_client.post("/v1/users", json={"name": name or f"u-{secrets.token_hex(4)}"},
+                            headers={"Authorization": f"Bearer {admin_key}"})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        return body["id"], {"Authorization": f"Bearer {body['api_key']}"}
+
+    return _make
+
+
+class WorkerProcess:
+    """A real ``celery worker`` subprocess on this session's queues."""
+
+    def __init__(self, env: dict, queues: tuple[str, ...] = ("gpu", "io"), log_path: Path | None = None):
+        ns = env["LORAFLEET_NAMESPACE"]
+        cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q",
+               ",".join(ns + q for q in queues), "-c", "1", "--pool", "prefork", "--max-tasks-per-child", "1",
+               "-l", "INFO", "--without-gossip", "--without-mingle", "-n", f"test-{secrets.token_hex(3)}@%h"]
+        self.log_path = log_path
+        self.log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (main process and pool children), no cleanup."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+@pytest.fixture
+def start_worker(service_env, tmp_path):
+    workers: list[WorkerProcess] = []
+
+    def _start(queues=("gpu", "io")) -> WorkerProcess:
+        w = WorkerProcess(service_env, queues, tmp_path / f"worker-{len(workers)}.log")
+        workers.append(w)
+        return w
+
+    yield _start
+    for w in workers:
+        w.stop()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.3, what: str = "condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last={last!r}")
