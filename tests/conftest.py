@@ -4,6 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import secrets
+
+import psycopg
 import pytest
 
 MODELS_CACHE = Path(os.environ.get("LORAFLEET_TEST_MODELS_DIR", Path.home() / ".cache" / "lorafleet-test" / "models"))
@@ -46,3 +49,36 @@ def tiny_llama_dir(tmp_path_factory, base_model_dir) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+PG_ADMIN = os.environ.get("LORAFLEET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("LORAFLEET_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _pg_url(db: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    name = f"lf_test_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    url = _pg_url(name).replace("postgresql://", "postgresql+psycopg://")
+    from models.migrate import upgrade_database
+
+    upgrade_database(url)
+    yield url
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+
+@pytest.fixture
+def db_session_factory(pg_database):
+    """A session factory on the session's migrated Postgres database."""
+    from models.db import make_engine, make_sessionmaker
+
+    engine = make_engine(pg_database)
+    yield make_sessionmaker(engine)
+    engine.dispose()

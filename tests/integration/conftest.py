@@ -11,30 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_ADMIN = os.environ.get("LORAFLEET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("LORAFLEET_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-def _pg_url(db: str) -> str:
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + db
-
-
-@pytest.fixture(scope="session")
-def pg_database():
-    name = f"lf_test_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = _pg_url(name).replace("postgresql://", "postgresql+psycopg://")
-    from models.migrate import upgrade_database
-
-    upgrade_database(url)
-    yield url
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.conftest import PG_ADMIN, REDIS, _pg_url  # noqa: F401  (re-exported for tests)
 
 
 @pytest.fixture(scope="session")

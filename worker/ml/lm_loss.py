@@ -1,0 +1,70 @@
+"""Causal-LM loss computed only where labels exist.
+
+The decoder runs once; the output head and the cross-entropy run only on the positions that carry
+a target (masked prompt tokens and pads cost nothing there), in fp32, in chunks. Returns sums (not
+means) so that a step's loss is token-weighted over all its micro-batches, as a single big batch
+would be.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from worker.ml.data import IGNORE_INDEX
+
+LOSS_CHUNK_TOKENS = 4096
+
+
+@dataclass
+class LossSums:
+    loss: torch.Tensor  # summed cross-entropy (requires grad when training)
+    correct: torch.Tensor  # argmax hits, no grad
+    count: int  # positions with a target
+
+
+def decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The transformer body and the output head of a (PEFT-wrapped) causal LM."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.base_model, base.get_output_embeddings()
+
+
+def target_positions(targets: torch.Tensor) -> torch.Tensor:
+    """Flat indices of the positions that carry a target (computed on the host, before the copy)."""
+    return (targets.view(-1) != IGNORE_INDEX).nonzero().view(-1)
+
+
+def causal_lm_loss_sums(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    targets: torch.Tensor,
+    positions: torch.Tensor,
+    *,
+    autocast_dtype: torch.dtype | None = None,
+    head_weight: torch.Tensor | None = None,
+) -> LossSums:
+    """Sum of next-token cross-entropy over ``positions`` (flat indices into ``targets``).
+
+    ``targets[b, t]`` is the token expected after ``input_ids[b, t]`` (see ``collate_micro_batch``).
+    ``head_weight`` may be a pre-cast copy of the frozen output head; by default the head runs as is.
+    """
+    body, head = decoder_and_head(model)
+    device_type = input_ids.device.type
+    cast = torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
+    with cast:
+        hidden = body(input_ids=input_ids, use_cache=False).last_hidden_state
+    hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
+    flat_targets = targets.view(-1).index_select(0, positions)
+    weight = head_weight if head_weight is not None else head.weight
+    loss = hidden.new_zeros((), dtype=torch.float32)
+    correct = torch.zeros((), dtype=torch.long, device=hidden.device)
+    for start in range(0, hidden.shape[0], LOSS_CHUNK_TOKENS):
+        h = hidden[start:start + LOSS_CHUNK_TOKENS]
+        t = flat_targets[start:start + LOSS_CHUNK_TOKENS]
+        logits = F.linear(h.to(weight.dtype), weight).float()
+        loss = loss + F.cross_entropy(logits, t, reduction="sum")
+        with torch.no_grad():
+            correct += (logits.argmax(-1) == t).sum()
+    return LossSums(loss=loss, correct=correct, count=int(positions.numel()))
