@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from api.errors import APIError, not_found
 from models.crud import jobs as job_crud
 from models.crud.users import get_user_by_key
+from models.user import hash_api_key
 from models.file import File
 from models.job import Job
 from models.settings import Settings
@@ -44,8 +45,15 @@ def get_current_user(request: Request, session: SessionDep) -> User:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise APIError(401, "missing_api_key", "You didn't provide an API key (Authorization: Bearer <key>)")
-    user = get_user_by_key(session=session, key=key.strip())
+    cache = request.app.state.auth_cache
+    key_hash = hash_api_key(key.strip())
+    user_id = cache.get(key_hash)
+    user = session.get(User, user_id) if user_id else None
     if user is None:
+        user = get_user_by_key(session=session, key=key.strip())
+        if user is not None:
+            cache.put(key_hash, user.id)
+    if user is None or not user.is_active:
         raise APIError(401, "invalid_api_key", "Incorrect or revoked API key provided")
     return user
 

@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from api.auth_cache import AuthCache
 from api.errors import install_error_handlers
 from api.routes import files, health, jobs, models, preflight, users
 from models.db import make_engine, make_sessionmaker
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         app.state.engine = engine
         app.state.session_factory = make_sessionmaker(engine)
         app.state.dispatcher = None
+        app.state.auth_cache = AuthCache()
         if run_dispatcher:
             from worker.celery_app import create_celery_app
             from worker.dispatcher import DispatcherLoop, celery_sender

@@ -43,9 +43,9 @@ def _eta(job: Job) -> int | None:
 def job_view(job: Job, session: Session | None = None) -> JobRead:
     position = None
     if session is not None and job.status == JobStatus.queued.value:
-        from worker.dispatcher import queue_positions
+        from worker.dispatcher import queue_position
 
-        position = queue_positions(session, job.queue).get(job.id)
+        position = queue_position(session, job)
     return JobRead(
         id=job.id, object=JOB_OBJECT.get(job.kind, "job"), kind=job.kind, status=job.status, model=job.model,
         created_at=to_unix(job.created_at), started_at=to_unix(job.started_at),

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 QUEUES = ("gpu", "io")
 FAIR_SHARE_WINDOW = timedelta(days=7)
 IO_SLOTS = 8
+# Statuses a job waits in for a worker: a new job's validation stage, or its main stage.
+PENDING_STATUSES = (JobStatus.validating_files.value, JobStatus.queued.value)
 _ADVISORY_KEY = 0x1F0A7  # one dispatcher at a time across API replicas
 
 SendFn = Callable[[Job], None]
@@ -43,13 +45,15 @@ def reap_expired_leases(session: Session, settings: Settings) -> list[str]:
     """Jobs whose lease expired go back to the queue (resumable), or fail after too many attempts."""
     requeued = []
     for job in job_crud.expired_running_jobs(session=session):
+        stage = job.status
         if job.attempt >= settings.max_attempts:
             job.status, job.finished_at = JobStatus.failed.value, utcnow()
             job.error = {"code": "worker_lost", "param": None,
                          "message": f"the worker running this job stopped responding {job.attempt} times"}
             job_crud.add_event(session=session, job_id=job.id, level="error", message=job.error["message"])
         else:
-            job.status, job.admitted_at = JobStatus.queued.value, None
+            job.status = JobStatus.queued.value if stage == JobStatus.running.value else stage
+            job.admitted_at = None
             job_crud.add_event(session=session, job_id=job.id, level="warn",
                                message=f"Worker {job.lease_owner} lost (lease expired); job re-queued to resume",
                                data={"attempt": job.attempt})
@@ -70,13 +74,13 @@ def pick_admissions(session: Session, settings: Settings, queue: str) -> list[Jo
     slots = settings.gpu_slots if queue == "gpu" else IO_SLOTS
     active = session.execute(select(Job.owner_id).where(
         Job.queue == queue,
-        ((Job.status == JobStatus.queued.value) & Job.admitted_at.is_not(None)) | (Job.status == JobStatus.running.value),
+        (Job.status.in_(PENDING_STATUSES) & Job.admitted_at.is_not(None)) | Job.lease_owner.is_not(None),
     )).scalars().all()
     free = slots - len(active)
     if free <= 0:
         return []
     pending = list(session.execute(
-        select(Job).where(Job.queue == queue, Job.status == JobStatus.queued.value, Job.admitted_at.is_(None),
+        select(Job).where(Job.queue == queue, Job.status.in_(PENDING_STATUSES), Job.admitted_at.is_(None),
                           Job.cancel_requested.is_(False))
         .order_by(Job.priority.desc(), Job.created_at, Job.id).with_for_update(skip_locked=True)
     ).scalars())
@@ -108,6 +112,20 @@ def pick_admissions(session: Session, settings: Settings, queue: str) -> list[Jo
         chosen.append(job)
         free -= 1
     return chosen
+
+
+def queue_position(session: Session, job: Job) -> int | None:
+    """1-based place of a queued job: admitted jobs first (by admission), then priority, then FIFO."""
+    if job.status != JobStatus.queued.value:
+        return None
+    base = select(func.count()).select_from(Job).where(Job.queue == job.queue, Job.status == JobStatus.queued.value)
+    if job.admitted_at is not None:
+        ahead = session.execute(base.where(Job.admitted_at.is_not(None), Job.admitted_at < job.admitted_at)).scalar()
+        return int(ahead) + 1
+    admitted = session.execute(base.where(Job.admitted_at.is_not(None))).scalar()
+    ahead = session.execute(base.where(Job.admitted_at.is_(None), (Job.priority > job.priority) | (
+        (Job.priority == job.priority) & (Job.created_at < job.created_at)))).scalar()
+    return int(admitted) + int(ahead) + 1
 
 
 def queue_positions(session: Session, queue: str) -> dict[str, int]:

@@ -36,6 +36,14 @@ class JobFailed(Exception):
         self.error = {"code": code, "message": message, "param": param}
 
 
+class JobHandOff(Exception):
+    """The current stage is done; the job goes back to the dispatcher for its next stage on ``queue``."""
+
+    def __init__(self, queue: str, result: dict | None = None):
+        super().__init__(queue)
+        self.queue, self.result = queue, result
+
+
 class JobStopped(Exception):
     """Raised or returned by handlers that stopped cooperatively (cancel or pause)."""
 
@@ -46,6 +54,7 @@ class JobContext:
 
     job_id: str
     kind: str
+    stage: str
     owner_id: str
     model: str | None
     params: dict
@@ -158,8 +167,9 @@ def run_job(*, session_factory: sessionmaker[Session], settings: Settings, job_i
         if job is None:
             log.warning("job %s does not exist; dropping the message", job_id)
             return "missing"
-        if job.status != JobStatus.running.value and job.status != JobStatus.queued.value:
+        if job.status not in (JobStatus.running.value, JobStatus.queued.value, JobStatus.validating_files.value):
             return job.status
+        stage = JobStatus.validating_files.value if job.status == JobStatus.validating_files.value else "running"
         if job.attempt >= settings.max_attempts and job.status == JobStatus.queued.value and job.attempt > 0:
             job.status, job.finished_at = JobStatus.failed.value, datetime.now(timezone.utc)
             job.error = {"code": "too_many_attempts", "param": None,
@@ -169,7 +179,7 @@ def run_job(*, session_factory: sessionmaker[Session], settings: Settings, job_i
                                      lease_seconds=settings.lease_seconds, pid=os.getpid())
         if claimed is None:
             return s.get(Job, job_id).status
-        ctx = JobContext(job_id=job_id, kind=claimed.kind, owner_id=claimed.owner_id, model=claimed.model,
+        ctx = JobContext(job_id=job_id, kind=claimed.kind, stage=stage, owner_id=claimed.owner_id, model=claimed.model,
                          params=dict(claimed.params), attempt=claimed.attempt, settings=settings,
                          session_factory=session_factory, redis_client=redis_client)
     ctx.emit(f"Job started on {worker_id} (attempt {ctx.attempt})", data={"attempt": ctx.attempt})
@@ -182,6 +192,13 @@ def run_job(*, session_factory: sessionmaker[Session], settings: Settings, job_i
             return "lease_lost"
         if ctx._stop.is_set() or (result or {}).get("status") in ("cancelled", "paused"):
             status = JobStatus.paused if beat.pause_requested else JobStatus.cancelled
+    except JobHandOff as hand_off:
+        beat.done.set()
+        with session_scope(session_factory) as s:
+            job_crud.hand_off_job(session=s, job_id=job_id, worker_id=worker_id, queue=hand_off.queue,
+                                  result=hand_off.result)
+        ctx.emit(f"Files validated; queued for the {hand_off.queue} pool")
+        return JobStatus.queued.value
     except JobStopped:
         status = JobStatus.paused if beat.pause_requested else JobStatus.cancelled
     except JobFailed as exc:

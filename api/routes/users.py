@@ -1,7 +1,7 @@
 """Users and API keys. Creating users is for admins; anyone may manage their own keys."""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -61,11 +61,12 @@ def list_keys(user_id: str, session: SessionDep, caller: CurrentUser):
 
 
 @router.delete("/users/{user_id}/keys/{key_id}", response_model=ApiKeyRead)
-def revoke_key(user_id: str, key_id: str, session: SessionDep, caller: CurrentUser):
+def revoke_key(user_id: str, key_id: str, session: SessionDep, caller: CurrentUser, request: Request):
     target = _target_user(session, caller, user_id)
     key = session.get(ApiKey, key_id)
     if key is None or key.user_id != target.id:
         raise not_found("api key", key_id, "key_id")
     revoke_api_key(session=session, key=key)
     session.commit()
+    request.app.state.auth_cache.drop_user(target.id)
     return key_view(key)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.base import new_id, utcnow
@@ -61,7 +61,8 @@ def request_cancel(*, session: Session, job: Job) -> None:
     if job.status in TERMINAL_STATUSES:
         return
     job.cancel_requested = True
-    if job.status in (JobStatus.queued.value, JobStatus.validating_files.value, JobStatus.paused.value):
+    if job.lease_owner is None and job.status in (JobStatus.queued.value, JobStatus.validating_files.value,
+                                                  JobStatus.paused.value):
         job.status = JobStatus.cancelled.value
         job.finished_at = utcnow()
         add_event(session=session, job_id=job.id, message="Job cancelled before it ran")
@@ -69,15 +70,24 @@ def request_cancel(*, session: Session, job: Job) -> None:
         add_event(session=session, job_id=job.id, message="Cancellation requested; stopping at the next step")
 
 
+ACTIVE_STATUSES = (JobStatus.running.value, JobStatus.validating_files.value)
+
+
 def claim_job(*, session: Session, job_id: str, worker_id: str, lease_seconds: int, pid: int) -> Job | None:
-    """Atomically take the lease of a queued job, or of a running job whose lease expired."""
+    """Atomically take the lease of a pending job, or of an active job whose lease expired.
+
+    A job in ``validating_files`` keeps that status while its validation stage runs; others become
+    ``running``."""
     now = utcnow()
+    free = or_(Job.lease_owner.is_(None), Job.lease_expires_at < now)
     res = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.cancel_requested.is_(False),
-               or_(Job.status == JobStatus.queued.value,
-                   and_(Job.status == JobStatus.running.value, Job.lease_expires_at < now)))
-        .values(status=JobStatus.running.value, lease_owner=worker_id, worker_pid=pid,
+               or_(and_(Job.status == JobStatus.queued.value),
+                   and_(Job.status.in_(ACTIVE_STATUSES), free)))
+        .values(status=case((Job.status == JobStatus.validating_files.value, JobStatus.validating_files.value),
+                            else_=JobStatus.running.value),
+                lease_owner=worker_id, worker_pid=pid,
                 lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now,
                 attempt=Job.attempt + 1, started_at=func.coalesce(Job.started_at, now), updated_at=now)
         .execution_options(synchronize_session=False)
@@ -95,7 +105,7 @@ def renew_lease(*, session: Session, job_id: str, worker_id: str, lease_seconds:
     """Extend the lease; returns (still_owner, cancel_requested, pause_requested)."""
     now = utcnow()
     res = session.execute(
-        update(Job).where(Job.id == job_id, Job.lease_owner == worker_id, Job.status == JobStatus.running.value)
+        update(Job).where(Job.id == job_id, Job.lease_owner == worker_id, Job.status.in_(ACTIVE_STATUSES))
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now,
                 compute_seconds=Job.compute_seconds + add_compute_seconds)
         .execution_options(synchronize_session=False)
@@ -127,6 +137,17 @@ def finish_job(*, session: Session, job_id: str, worker_id: str, status: JobStat
 def expired_running_jobs(*, session: Session, now: datetime | None = None) -> list[Job]:
     now = now or utcnow()
     return list(session.execute(
-        select(Job).where(Job.status == JobStatus.running.value, Job.lease_expires_at < now).with_for_update(
-            skip_locked=True)
+        select(Job).where(Job.status.in_(ACTIVE_STATUSES), Job.lease_owner.is_not(None),
+                          Job.lease_expires_at < now).with_for_update(skip_locked=True)
     ).scalars())
+
+
+def hand_off_job(*, session: Session, job_id: str, worker_id: str, queue: str, result: dict | None) -> bool:
+    """End a stage: release the lease and put the job back in line for ``queue``."""
+    values: dict = dict(status=JobStatus.queued.value, queue=queue, admitted_at=None, lease_owner=None,
+                        lease_expires_at=None, worker_pid=None, updated_at=utcnow())
+    if result is not None:
+        values["result"] = result
+    res = session.execute(update(Job).where(Job.id == job_id, Job.lease_owner == worker_id).values(**values)
+                          .execution_options(synchronize_session=False))
+    return res.rowcount == 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 PromptTemplateName = Literal["alpaca", "alpaca_legacy", "alpaca_short", "chat"]
 
@@ -86,3 +86,139 @@ class FinetuneHyperparameters(BaseModel):
     @property
     def gradient_accumulation_steps(self) -> int:
         return self.batch_size // self.micro_batch_size
+
+
+# --- self-instruct generation
+GenerationMethod = Literal["self_instruct", "alpaca"]
+
+
+class TeacherConfig(BaseModel):
+    """An OpenAI-compatible teacher. ``api_key`` is a secret: masked in reprs, left out of dumps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(None, description="e.g. http://host/v1; None: the SDK's default (api.openai.com)")
+    model: str = Field(..., min_length=1, max_length=200)
+    api: Literal["chat", "completions"] = Field("chat", description="chat: prompt sent as one user message")
+    api_key: SecretStr | None = Field(None, exclude=True, description="never stored in dumps or logs")
+    max_concurrency: int = Field(4, ge=1, le=256, description="requests in flight at once")
+    timeout_s: float = Field(120.0, gt=0, le=3600)
+    max_retries: int = Field(6, ge=0, le=50, description="retries on 429/5xx/timeouts only")
+    input_usd_per_1m: float | None = Field(None, ge=0, description="None: built-in price table (0 if unknown)")
+    output_usd_per_1m: float | None = Field(None, ge=0)
+    # instruction-writing step decoding; None: the method's published value
+    # (self_instruct: temperature 0.7, top_p 0.5, max_tokens 1024; alpaca: 1.0, 1.0, 3072)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1, le=32768)
+
+    @model_validator(mode="after")
+    def _prices_together(self):
+        if (self.input_usd_per_1m is None) != (self.output_usd_per_1m is None):
+            raise ValueError("give both input_usd_per_1m and output_usd_per_1m, or neither")
+        return self
+
+
+class GenerationFilters(BaseModel):
+    """Instruction filters of the published pipelines (defaults = published behaviour)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_words: int = Field(4, ge=0, description="drop instructions with fewer words (published: <= 3 dropped)")
+    max_words: int = Field(150, ge=1, description="drop instructions with more words")
+    count_words_by: Literal["whitespace", "tokens"] = Field(
+        "whitespace", description="tokens: the dedup tokenizer's tokens (one per CJK character)")
+    blacklist: bool = Field(True, description="the method's keyword list (13 words; alpaca 18)")
+    extra_blacklist: list[str] = Field(default_factory=list, max_length=200)
+    drop_write_a_program: bool = True
+    drop_punctuation_start: bool = True
+    drop_non_ascii_start: bool = Field(True, description="published; turn off for Chinese or other scripts")
+    rouge: bool = Field(True, description="ROUGE-L near-duplicate filter against the seeds and kept items")
+    instance_filters: bool = Field(True, description="self_instruct step 4: invalid and conflicting instances")
+
+
+class GenerationJobConfig(BaseModel):
+    """A self-instruct data generation job (Self-Instruct 4-step or Alpaca one-call)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: GenerationMethod = "self_instruct"
+    num_instructions: int = Field(100, ge=1, le=1_000_000, description="stop once this many are kept")
+    max_instances_per_task: int = Field(5, ge=1, le=50, description="self_instruct: instances per instruction")
+    request_batch_size: int = Field(5, ge=1, le=256, description="prompts per round")
+    num_prompt_instructions: int | None = Field(None, ge=1, le=64,
+                                                description="in-context examples; None: 8 (self_instruct), 3 (alpaca)")
+    num_machine_instructions: int = Field(2, ge=0, le=64, description="self_instruct: in-context machine ones")
+    use_clf_seed_tasks_only: bool = Field(False, description="self_instruct: classification seeds and header")
+    rouge_threshold: float = Field(0.7, gt=0, le=1, description="ROUGE-L F1 above this drops a candidate")
+    dedup_tokenizer: Literal["auto", "rouge_score", "cjk"] = Field(
+        "auto", description="auto: cjk when a seed instruction has CJK text, else rouge_score (published)")
+    budget_usd: float | None = Field(None, ge=0, description="pause (not fail) before spending more")
+    max_rounds: int | None = Field(None, ge=1, description="None: 10 + 3 * num_instructions / request_batch_size")
+    seed: int = 42
+    teacher: TeacherConfig
+    filters: GenerationFilters = Field(default_factory=GenerationFilters)
+
+    @property
+    def prompt_instructions(self) -> int:
+        if self.num_prompt_instructions is not None:
+            return self.num_prompt_instructions
+        return 8 if self.method == "self_instruct" else 3
+
+    @property
+    def round_limit(self) -> int:
+        if self.max_rounds is not None:
+            return self.max_rounds
+        return 10 + 3 * -(-self.num_instructions // self.request_batch_size)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.method == "self_instruct" and self.num_machine_instructions >= self.prompt_instructions:
+            raise ValueError("num_machine_instructions must be below num_prompt_instructions")
+        if self.filters.min_words > self.filters.max_words:
+            raise ValueError("filters.min_words must not exceed filters.max_words")
+        return self
+
+
+# --- inference / batch / eval
+EvalMetric = Literal["rouge_l", "exact_match", "reference_loss", "judge"]
+
+
+class SamplingParams(BaseModel):
+    """Decoding knobs of one generation request (engine defaults: greedy, 128 new tokens).
+
+    ``temperature > 0`` really samples (with ``top_p`` / ``top_k`` applied); ``temperature == 0`` is
+    greedy whatever top_p / top_k say (Alpaca-LoRA's generate.py silently ignored these knobs).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(128, ge=1, le=32768, description="tokens to generate at most")
+    temperature: float = Field(0.0, ge=0, le=2, description="0: greedy")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
+    top_k: int | None = Field(None, ge=1, le=100000, description="sample among the k most likely tokens")
+    num_beams: int = Field(1, ge=1, le=16, description=">1: deterministic beam search (no sampling)")
+    seed: int | None = Field(None, description="makes sampling reproducible per request")
+    stop: list[str] = Field(default_factory=list, max_length=16, description="stop sequences (not in the text)")
+
+    @property
+    def do_sample(self) -> bool:
+        return self.temperature > 0
+
+    @model_validator(mode="after")
+    def _beams_are_greedy(self):
+        if self.num_beams > 1 and self.do_sample:
+            raise ValueError("num_beams > 1 is beam search; set temperature to 0 (sampling with beams is not supported)")
+        if any(not s for s in self.stop):
+            raise ValueError("stop sequences must be non-empty strings")
+        return self
+
+
+class EvalConfig(BaseModel):
+    """An eval job: metrics and decoding for every model of the run (greedy by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metrics: list[EvalMetric] = Field(default_factory=lambda: ["rouge_l", "exact_match"], min_length=1)
+    sampling: SamplingParams = Field(default_factory=SamplingParams)
+    batch_size: int = Field(16, ge=1, le=1024, description="rows generated together")

@@ -292,3 +292,15 @@ class OpenAITeacher:
 
     def _scrub(self, message: str) -> str:
         return message.replace(self._secret, "***") if self._secret else message
+
+
+def build_teacher(cfg, api_key: str | None = None) -> OpenAITeacher:
+    """An ``OpenAITeacher`` from a ``configs.TeacherConfig``; ``api_key`` overrides ``cfg.api_key``
+    (job params are dumped without the key, so the caller passes it from its secret store)."""
+    key = api_key if api_key is not None else (cfg.api_key.get_secret_value() if cfg.api_key else None)
+    prices = None
+    if cfg.input_usd_per_1m is not None:
+        prices = {cfg.model: ModelPrice(cfg.input_usd_per_1m, cfg.output_usd_per_1m)}
+    return OpenAITeacher(base_url=cfg.base_url, model=cfg.model, api_key=key, api=cfg.api,
+                         max_concurrency=cfg.max_concurrency, prices=prices, timeout_s=cfg.timeout_s,
+                         max_retries=cfg.max_retries)

@@ -1,0 +1,150 @@
+"""API load benchmark: 50 concurrent clients against `lorafleet api` on Postgres (loopback).
+
+Starts the API (2 uvicorn workers) on a fresh Postgres database and a private Redis namespace,
+creates users and a training file, then for ``--seconds`` each client loops: mostly job-status
+reads, some preflight-job submissions. Prints one JSON line: requests/s, p50/p99 latency per kind,
+errors. Usage: python -m bench.api_load [--clients 50] [--seconds 20] [--submit-ratio 0.15]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+TRAIN = b'{"instruction": "Say hi.", "input": "", "output": "Hi."}\n' * 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def client_loop(c: httpx.AsyncClient, headers, job_ids, file_id, deadline, submit_ratio, rng, stats):
+    while time.perf_counter() < deadline:
+        submit = rng.random() < submit_ratio
+        t = time.perf_counter()
+        try:
+            if submit:
+                r = await c.post("/v1/preflight/jobs", headers=headers,
+                                 json={"model": "smollm2-135m-instruct", "training_file": file_id})
+            else:
+                r = await c.get(f"/v1/jobs/{rng.choice(job_ids)}", headers=headers)
+            ok = r.status_code == 200
+            if submit and ok:
+                job_ids.append(r.json()["id"])
+        except httpx.HTTPError:
+            ok = False
+        kind = "submit" if submit else "read"
+        stats[kind].append(time.perf_counter() - t)
+        if not ok:
+            stats["errors"] += 1
+
+
+async def run_load(base: str, users: list[dict], seconds: float, clients: int, submit_ratio: float) -> dict:
+    import random
+
+    stats = {"read": [], "submit": [], "errors": 0}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as c:
+        deadline = time.perf_counter() + seconds
+        t0 = time.perf_counter()
+        await asyncio.gather(*[
+            client_loop(c, users[i % len(users)]["headers"], users[i % len(users)]["jobs"],
+                        users[i % len(users)]["file"], deadline, submit_ratio, random.Random(i), stats)
+            for i in range(clients)])
+        elapsed = time.perf_counter() - t0
+    return {
+        "clients": clients, "seconds": round(elapsed, 2),
+        "requests_per_s": round((len(stats["read"]) + len(stats["submit"])) / elapsed, 1),
+        "status_reads": len(stats["read"]), "status_reads_per_s": round(len(stats["read"]) / elapsed, 1),
+        "read_p50_ms": round(percentile(stats["read"], 0.5) * 1000, 1),
+        "read_p99_ms": round(percentile(stats["read"], 0.99) * 1000, 1),
+        "submissions": len(stats["submit"]), "submissions_per_s": round(len(stats["submit"]) / elapsed, 1),
+        "submit_p50_ms": round(percentile(stats["submit"], 0.5) * 1000, 1),
+        "submit_p99_ms": round(percentile(stats["submit"], 0.99) * 1000, 1),
+        "errors": stats["errors"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--submit-ratio", type=float, default=0.15)
+    ap.add_argument("--api-workers", type=int, default=2)
+    a = ap.parse_args()
+    db = f"lf_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    data_dir = Path(tempfile.mkdtemp(prefix="lf-bench-"))
+    ns = f"bench{secrets.token_hex(3)}-"
+    env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{db}",
+           "REDIS_URL": "redis://127.0.0.1:6379/0", "LORAFLEET_DATA_DIR": str(data_dir),
+           "LORAFLEET_NAMESPACE": ns}
+    port = free_port()
+    proc = None
+    try:
+        subprocess.run([sys.executable, "-m", "lorafleet_cli.main", "migrate"], env=env, check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)
+        out = subprocess.run([sys.executable, "-m", "lorafleet_cli.main", "users", "create", "bench-admin", "--admin"],
+                             env=env, check=True, cwd=ROOT, capture_output=True, text=True).stdout
+        admin = {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
+        proc = subprocess.Popen([sys.executable, "-m", "lorafleet_cli.main", "api", "--host", "127.0.0.1",
+                                 "--port", str(port), "--workers", str(a.api_workers)], env=env, cwd=ROOT,
+                                start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        users = []
+        with httpx.Client(base_url=base, timeout=30) as c:
+            for i in range(5):
+                u = c.post("/v1/users", headers=admin, json={"name": f"bench-{i}"}).json()
+                h = {"Authorization": f"Bearer {u['api_key']}"}
+                f = c.post("/v1/files", headers=h, files={"file": ("t.jsonl", TRAIN)}, data={"purpose": "fine-tune"}).json()
+                jobs = [c.post("/v1/preflight/jobs", headers=h, json={"model": "smollm2-135m-instruct",
+                                                                     "training_file": f["id"]}).json()["id"]
+                        for _ in range(4)]
+                users.append({"headers": h, "file": f["id"], "jobs": jobs})
+        result = asyncio.run(run_load(base, users, a.seconds, a.clients, a.submit_ratio))
+        print(json.dumps({"impl": "lorafleet-api", "api_workers": a.api_workers, **result}))
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        import redis
+
+        r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        for key in list(r.scan_iter(f"*{ns}*")):
+            r.delete(key)
+
+
+if __name__ == "__main__":
+    main()
