@@ -7,20 +7,14 @@ from fastapi import APIRouter, FastAPI
 
 from api.auth_cache import AuthCache
 from api.errors import install_error_handlers
-from api.routes import files, health, jobs, models, preflight, users
+from api.routes import adapters, files, fine_tuning, health, jobs, models, preflight, users
 from models.db import make_engine, make_sessionmaker
 from models.settings import Settings, get_settings
 
 
 def build_router() -> APIRouter:
     v1 = APIRouter(prefix="/v1")
-    for module in (users, files, models, jobs, preflight):
-        v1.include_router(module.router)
-    for name in ("fine_tuning", "batches", "evals", "generation", "datasets", "adapters", "chat"):
-        try:
-            module = __import__(f"api.routes.{name}", fromlist=["router"])
-        except ModuleNotFoundError:
-            continue
+    for module in (users, files, models, jobs, preflight, fine_tuning, adapters):
         v1.include_router(module.router)
     return v1
 

@@ -15,7 +15,8 @@ from models.job import Job, JobEvent, JobStatus
 from models.user import ApiKey, User
 
 JOB_OBJECT = {"preflight": "preflight.job", "fine_tuning": "fine_tuning.job", "generation": "generation.job",
-              "batch": "batch", "eval": "eval.job"}
+              "batch": "batch", "eval": "eval.job",
+              "export": "export.job"}
 
 
 def user_view(u: User) -> UserRead:

@@ -16,6 +16,7 @@ class JobKind(str, enum.Enum):
     generation = "generation"
     batch = "batch"
     eval = "eval"
+    export = "export"
 
 
 class JobStatus(str, enum.Enum):
@@ -35,6 +36,7 @@ ID_PREFIX = {
     JobKind.generation: "genjob-",
     JobKind.batch: "batch_",
     JobKind.eval: "evaljob-",
+    JobKind.export: "exportjob-",
 }
 # Which Celery queue a kind runs on by default (generation moves to "io" with a remote teacher).
 DEFAULT_QUEUE = {
@@ -43,6 +45,7 @@ DEFAULT_QUEUE = {
     JobKind.generation: "io",
     JobKind.batch: "gpu",
     JobKind.eval: "gpu",
+    JobKind.export: "gpu",
 }
 
 

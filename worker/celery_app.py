@@ -25,6 +25,7 @@ TASK_NAMES = {
     "generation": "lorafleet.generation.run",
     "batch": "lorafleet.batch.run",
     "eval": "lorafleet.eval.run",
+    "export": "lorafleet.export.run",
 }
 
 

@@ -30,3 +30,17 @@ def preflight(job_id: str) -> str:
     from worker.handlers.preflight import run_preflight_job
 
     return _run(job_id, run_preflight_job)
+
+
+@shared_task(name=TASK_NAMES["fine_tuning"])
+def fine_tuning(job_id: str) -> str:
+    from worker.handlers.fine_tuning import run_fine_tuning_job
+
+    return _run(job_id, run_fine_tuning_job)
+
+
+@shared_task(name=TASK_NAMES["export"])
+def export(job_id: str) -> str:
+    from worker.handlers.export import run_export_job
+
+    return _run(job_id, run_export_job)

@@ -1,0 +1,97 @@
+"""Trained LoRA adapters: list, retrieve, download (tar of the PEFT folder), delete, export merged."""
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from api.deps import CurrentUser, SessionDep
+from api.errors import APIError, not_found
+from api.queue import notify_submitted
+from api.schemas.common import DeletedRead, ListRead, to_unix
+from api.views import job_view
+from models.crud import jobs as job_crud
+from models.job import JobKind
+from models.registry import Adapter, Checkpoint
+
+router = APIRouter(prefix="/adapters", tags=["adapters"])
+
+
+class AdapterRead(BaseModel):
+    id: str
+    object: str = "adapter"
+    name: str
+    base_model: str
+    fine_tuning_job_id: str | None
+    created_at: int
+    config: dict
+    metrics: dict
+    checkpoints: list[str] = []
+
+
+def _view(session, a: Adapter) -> AdapterRead:
+    ckpts = session.execute(select(Checkpoint.model_name).where(Checkpoint.job_id == a.job_id)
+                            .order_by(Checkpoint.step_number)).scalars().all() if a.job_id else []
+    return AdapterRead(id=a.id, name=a.name, base_model=a.base_model, fine_tuning_job_id=a.job_id,
+                       created_at=to_unix(a.created_at), config=a.config, metrics=a.metrics, checkpoints=list(ckpts))
+
+
+def _owned(session, user, adapter_id: str) -> Adapter:
+    a = session.get(Adapter, adapter_id)
+    if a is None:  # also accept the model name (ft:...)
+        a = session.execute(select(Adapter).where(Adapter.name == adapter_id)).scalar_one_or_none()
+    if a is None or a.owner_id != user.id:
+        raise not_found("adapter", adapter_id, "adapter_id")
+    return a
+
+
+@router.get("", response_model=ListRead[AdapterRead])
+def list_adapters(session: SessionDep, user: CurrentUser):
+    rows = session.execute(select(Adapter).where(Adapter.owner_id == user.id).order_by(Adapter.created_at.desc()))
+    return ListRead(data=[_view(session, a) for a in rows.scalars()])
+
+
+@router.get("/{adapter_id}", response_model=AdapterRead)
+def retrieve_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
+    return _view(session, _owned(session, user, adapter_id))
+
+
+@router.get("/{adapter_id}/download")
+def download_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
+    """A .tar.gz of the standard PEFT folder (adapter_config.json + adapter_model.safetensors)."""
+    a = _owned(session, user, adapter_id)
+    folder = Path(a.path)
+    if not (folder / "adapter_config.json").exists():
+        raise APIError(410, "adapter_missing", "the adapter's files are no longer in the artifact store", "adapter_id")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(folder, arcname=a.id)
+    buf.seek(0)
+    return StreamingResponse(buf, media_type="application/gzip",
+                             headers={"Content-Disposition": f'attachment; filename="{a.id}.tar.gz"'})
+
+
+@router.delete("/{adapter_id}", response_model=DeletedRead)
+def delete_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
+    a = _owned(session, user, adapter_id)
+    session.delete(a)
+    session.commit()
+    shutil.rmtree(a.path, ignore_errors=True)
+    return DeletedRead(id=a.id, object="adapter")
+
+
+@router.post("/{adapter_id}/export")
+def export_adapter(adapter_id: str, session: SessionDep, user: CurrentUser, request: Request):
+    """Merge the adapter into its base weights as a full HF checkpoint (a job on the gpu pool)."""
+    a = _owned(session, user, adapter_id)
+    job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.export, model=a.base_model,
+                              params={"adapter_id": a.id})
+    session.commit()
+    notify_submitted(request)
+    return job_view(job, session)

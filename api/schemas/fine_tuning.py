@@ -1,0 +1,55 @@
+"""OpenAI fine-tuning job shapes (create body, job, checkpoint)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from worker.ml.configs import FinetuneHyperparameters
+
+
+class SupervisedMethod(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hyperparameters: FinetuneHyperparameters = Field(default_factory=FinetuneHyperparameters)
+
+
+class FineTuningMethod(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["supervised"] = "supervised"
+    supervised: SupervisedMethod = Field(default_factory=SupervisedMethod)
+
+
+class FineTuningJobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1)
+    training_file: str = Field(min_length=1, description="a fine-tune file id, or a dataset id (ds-...)")
+    validation_file: str | None = None
+    hyperparameters: FinetuneHyperparameters | None = None
+    method: FineTuningMethod | None = None
+    suffix: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    metadata: dict[str, str] | None = None
+    integrations: list[dict] | None = None
+
+    @model_validator(mode="after")
+    def _one_place_for_hyperparameters(self):
+        if self.hyperparameters is not None and self.method is not None:
+            raise ValueError("give hyperparameters either at the top level or in method.supervised, not both")
+        return self
+
+    def resolved_hyperparameters(self) -> FinetuneHyperparameters:
+        hp = self.hyperparameters or (self.method.supervised.hyperparameters if self.method else None)
+        hp = hp or FinetuneHyperparameters()
+        if self.seed is not None:
+            hp = hp.model_copy(update={"seed": self.seed})
+        return hp
+
+
+class CheckpointRead(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
+    created_at: int
+    fine_tuned_model_checkpoint: str
+    fine_tuning_job_id: str
+    step_number: int
+    metrics: dict[str, Any] = {}

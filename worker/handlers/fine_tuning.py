@@ -1,0 +1,87 @@
+"""Fine-tuning jobs: a validation stage (preflight, on the io pool) then training (on the gpu pool)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from models.db import session_scope
+from models.registry import Adapter, Checkpoint
+from worker.handlers.preflight import load_training_examples
+from worker.ml.configs import FinetuneHyperparameters
+from worker.resources import resolve_base_model_dir
+from worker.runner import JobContext, JobFailed, JobHandOff
+
+
+def adapter_name(base_model: str, suffix: str | None, job_id: str) -> str:
+    return f"ft:{base_model}:{suffix or 'lorafleet'}:{job_id}"
+
+
+def validate_files(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
+    """The ``validating_files`` stage: every file parses, and some example fits in ``cutoff_len``."""
+    from worker.ml.preflight import run_preflight
+
+    examples = load_training_examples(ctx, ctx.params["training_file"], "training_file")
+    if ctx.params.get("validation_file"):
+        load_training_examples(ctx, ctx.params["validation_file"], "validation_file")
+    with session_scope(ctx.session_factory) as s:
+        model_dir = resolve_base_model_dir(s, ctx.settings, ctx.model)
+    report = run_preflight(examples, model_dir, hp)
+    if report["n_over_cutoff"] >= report["n_examples"]:
+        raise JobFailed("invalid_training_file", f"every one of the {report['n_examples']} examples is longer than "
+                        f"cutoff_len={hp.cutoff_len} tokens; raise cutoff_len or shorten the examples",
+                        "training_file")
+    summary = {k: report.get(k) for k in ("n_examples", "total_tokens", "trainable_tokens", "n_over_cutoff",
+                                          "estimated_steps", "n_train", "n_val")}
+    ctx.emit(f"Validated {report['n_examples']} examples ({report['n_over_cutoff']} longer than cutoff_len "
+             f"will be truncated); about {report.get('estimated_steps')} optimizer steps", data=summary)
+    return summary
+
+
+def _record_checkpoint(ctx: JobContext, name: str, info: dict) -> None:
+    step = int(info["step"])
+    with session_scope(ctx.session_factory) as s:
+        row = s.execute(select(Checkpoint).where(Checkpoint.job_id == ctx.job_id,
+                                                 Checkpoint.step_number == step)).scalar_one_or_none()
+        if row is None:
+            row = Checkpoint(job_id=ctx.job_id, owner_id=ctx.owner_id, step_number=step,
+                             model_name=f"{name}:ckpt-step-{step}", path=str(info["path"]))
+            s.add(row)
+        row.path, row.metrics = str(info["path"]), {"step": step, **(info.get("metrics") or {})}
+    ctx.emit(f"Checkpoint saved at step {step}", data={"step": step})
+
+
+def run_fine_tuning_job(ctx: JobContext) -> dict:
+    hp = FinetuneHyperparameters.model_validate(ctx.params["hyperparameters"])
+    if ctx.stage == "validating_files":
+        raise JobHandOff("gpu", result={"validation": validate_files(ctx, hp)})
+    from worker.ml.finetune import train_lora
+
+    name = adapter_name(ctx.model, ctx.params.get("suffix"), ctx.job_id)
+    train = load_training_examples(ctx, ctx.params["training_file"], "training_file")
+    val = (load_training_examples(ctx, ctx.params["validation_file"], "validation_file")
+           if ctx.params.get("validation_file") else None)
+    with session_scope(ctx.session_factory) as s:
+        model_dir = resolve_base_model_dir(s, ctx.settings, ctx.model)
+
+    def on_step(m: dict) -> None:
+        ctx.report_progress(step=m["step"], total=m["total_steps"], tokens=m.get("tokens"),
+                            tokens_per_s=m.get("tokens_per_s"))
+        text = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()
+                         if k in ("step", "train_loss", "valid_loss", "learning_rate"))
+        ctx.emit(f"Step {m['step']}/{m['total_steps']}: {text}", type="metrics", data=m)
+
+    ctx.emit(f"Training {name} on {len(train)} examples")
+    out = train_lora(base_model_dir=model_dir, train_examples=train, val_examples=val, hp=hp, out_dir=ctx.work_dir,
+                     device=ctx.settings.device, on_step=on_step,
+                     on_checkpoint=lambda info: _record_checkpoint(ctx, name, info), should_stop=ctx.should_stop)
+    if out.get("status") != "succeeded":
+        return {"status": out.get("status", "cancelled"), "steps": out.get("steps")}
+    with session_scope(ctx.session_factory) as s:
+        row = s.execute(select(Adapter).where(Adapter.name == name)).scalar_one_or_none() or Adapter(
+            owner_id=ctx.owner_id, name=name, base_model=ctx.model, job_id=ctx.job_id, path="")
+        row.path, row.config = str(out["adapter_dir"]), hp.model_dump(mode="json")
+        row.metrics = {k: v for k, v in out.items() if isinstance(v, (int, float, str)) and k != "adapter_dir"}
+        s.add(row)
+    ctx.report_progress(step=out.get("steps", 1), total=out.get("steps", 1), tokens=out.get("trained_tokens"),
+                        force=True)
+    return {"fine_tuned_model": name, "trained_tokens": out.get("trained_tokens"), "steps": out.get("steps"),
+            "metrics": {k: v for k, v in out.items() if k not in ("adapter_dir",)}, "result_files": []}
