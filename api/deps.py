@@ -1,7 +1,8 @@
 """Request dependencies as ``Annotated`` aliases: settings, DB session, current user, owned objects."""
 from __future__ import annotations
 
-from typing import Annotated, Iterator
+from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -9,12 +10,11 @@ from sqlalchemy.orm import Session
 from api.errors import APIError, not_found
 from models.crud import jobs as job_crud
 from models.crud.users import get_user_by_key
-from models.user import hash_api_key
 from models.file import File
 from models.job import Job
 from models.settings import Settings
 from models.storage import ArtifactStore
-from models.user import User
+from models.user import User, hash_api_key
 
 
 def get_settings_dep(request: Request) -> Settings:

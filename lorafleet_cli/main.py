@@ -21,8 +21,8 @@ def _apply_env(args: argparse.Namespace) -> None:
 
 def cmd_migrate(args) -> int:
     _apply_env(args)
-    from models.settings import get_settings
     from lorafleet_cli.bootstrap import migrate
+    from models.settings import get_settings
 
     migrate(get_settings())
     print("database is at head")
@@ -31,8 +31,8 @@ def cmd_migrate(args) -> int:
 
 def cmd_users_create(args) -> int:
     _apply_env(args)
-    from models.settings import get_settings
     from lorafleet_cli.bootstrap import create_user_direct
+    from models.settings import get_settings
 
     user_id, key = create_user_direct(get_settings(), args.name, args.admin)
     print(f"created user {args.name} ({user_id}); API key (shown once):\n{key}")
@@ -41,8 +41,8 @@ def cmd_users_create(args) -> int:
 
 def cmd_models_add(args) -> int:
     _apply_env(args)
-    from models.settings import get_settings
     from lorafleet_cli.bootstrap import register_base_model
+    from models.settings import get_settings
 
     register_base_model(get_settings(), args.name, Path(args.path).resolve(), args.description or "")
     print(f"registered base model {args.name} -> {args.path}")
@@ -80,8 +80,8 @@ def cmd_api(args) -> int:
 def cmd_up(args) -> int:
     """Everything in one command: migrate, bootstrap an admin, start workers, serve the API."""
     _apply_env(args)
-    from models.settings import get_settings
     from lorafleet_cli.bootstrap import ensure_admin, migrate
+    from models.settings import get_settings
     from worker.celery_app import queue_name
 
     settings = get_settings()

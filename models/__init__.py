@@ -5,5 +5,18 @@ from models.job import Job, JobEvent, JobKind, JobStatus, UsageRecord
 from models.registry import Adapter, BaseModelEntry, Checkpoint
 from models.user import ApiKey, User
 
-__all__ = ["Base", "User", "ApiKey", "File", "Dataset", "BaseModelEntry", "Adapter", "Checkpoint", "Job",
-           "JobEvent", "JobKind", "JobStatus", "UsageRecord"]
+__all__ = [
+           "Adapter",
+           "ApiKey",
+           "Base",
+           "BaseModelEntry",
+           "Checkpoint",
+           "Dataset",
+           "File",
+           "Job",
+           "JobEvent",
+           "JobKind",
+           "JobStatus",
+           "UsageRecord",
+           "User",
+]

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     gpu_slots: int = Field(default=1, validation_alias="LORAFLEET_GPU_SLOTS")
     # Concurrent jobs one user may run.
     max_running_per_user: int = Field(default=2, validation_alias="LORAFLEET_MAX_RUNNING_PER_USER")
+    # Key that encrypts stored secrets (teacher API keys); empty -> DATA_DIR/secret.key, made on first use.
+    # Set the same value on every host of a multi-host deployment.
+    secret_key: str = Field(default="", validation_alias="LORAFLEET_SECRET_KEY")
+    # Internal URL of the inference server (`lorafleet serve`) that answers /v1/chat/completions.
+    inference_url: str = Field(default="", validation_alias="LORAFLEET_INFERENCE_URL")
     # Torch device for workers: "auto", "cpu", "cuda".
     device: str = Field(default="auto", validation_alias="LORAFLEET_DEVICE")
 
@@ -67,8 +72,7 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         uri = self.artifact_uri
-        if uri.startswith("file://"):
-            uri = uri[len("file://"):]
+        uri = uri.removeprefix("file://")
         return Path(uri) if uri else self.data_dir / "artifacts"
 
     @property

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import secrets
+from pathlib import Path
 
 import psycopg
 import pytest

@@ -11,18 +11,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.base import utcnow
 from models.crud import jobs as job_crud
 from models.db import session_scope
 from models.job import Job, JobStatus
 from models.settings import Settings
 from models.user import User
-from models.base import utcnow
 
 log = logging.getLogger(__name__)
 QUEUES = ("gpu", "io")

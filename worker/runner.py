@@ -12,10 +12,10 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,7 +98,7 @@ class JobContext:
         eta = None
         if total and step:
             remaining = elapsed / step * (total - step)
-            eta = (datetime.now(timezone.utc) + timedelta(seconds=remaining)).isoformat()
+            eta = (datetime.now(UTC) + timedelta(seconds=remaining)).isoformat()
         progress = {"step": step, "total_steps": total, "percent": percent, "tokens": tokens,
                     "tokens_per_s": tokens_per_s, "estimated_finish": eta, **extra}
         with session_scope(self.session_factory) as s:
@@ -171,7 +171,7 @@ def run_job(*, session_factory: sessionmaker[Session], settings: Settings, job_i
             return job.status
         stage = JobStatus.validating_files.value if job.status == JobStatus.validating_files.value else "running"
         if job.attempt >= settings.max_attempts and job.status == JobStatus.queued.value and job.attempt > 0:
-            job.status, job.finished_at = JobStatus.failed.value, datetime.now(timezone.utc)
+            job.status, job.finished_at = JobStatus.failed.value, datetime.now(UTC)
             job.error = {"code": "too_many_attempts", "param": None,
                          "message": f"the job lost its worker {job.attempt} times; giving up"}
             return job.status

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 def parse_event_cursor(after: str | None) -> int | None:
     if after is None:
         return None
-    raw = after[3:] if after.startswith("ev-") else after
+    raw = after.removeprefix("ev-")
     if not raw.isdigit():
         raise APIError(400, "invalid_value", f"'after' must be an event id like 'ev-12', got {after!r}", "after")
     return int(raw)

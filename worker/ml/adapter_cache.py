@@ -7,6 +7,7 @@ treated as immutable artifacts, keyed by resolved path and the mtime of their co
 from __future__ import annotations
 
 import json
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,9 @@ class AdapterCache:
             entry = self._entries[key]
             if entry.name in pinned:
                 continue
-            self.peft_model.delete_adapter(entry.name)
+            with warnings.catch_warnings():  # "adapter X was active which is now deleted": expected here
+                warnings.simplefilter("ignore", UserWarning)
+                self.peft_model.delete_adapter(entry.name)
             del self._entries[key]
 
     def _key(self, adapter_dir: Path) -> tuple[str, int]:
@@ -94,6 +97,9 @@ class AdapterCache:
 
         name = f"a{self._counter}"
         self._counter += 1
+        weights = [path / f for f in ("adapter_model.safetensors", "adapter_model.bin") if (path / f).is_file()]
+        if not weights or weights[0].stat().st_size == 0:
+            raise AdapterLoadError(f"no adapter weights (adapter_model.safetensors) in {path}")
         try:
             if self.peft_model is None:
                 self.peft_model = PeftModel.from_pretrained(self.base_model, str(path), adapter_name=name,
@@ -101,6 +107,8 @@ class AdapterCache:
             else:
                 self.peft_model.load_adapter(str(path), adapter_name=name, is_trainable=False)
         except Exception as exc:  # peft raises many types for bad folders; report it per adapter
+            if self.peft_model is not None and name in self.peft_model.peft_config:
+                self.peft_model.delete_adapter(name)  # leave no half-loaded adapter behind
             raise AdapterLoadError(f"cannot load adapter {path}: {exc}") from exc
         self.peft_model.eval()
         self.loads += 1

@@ -107,7 +107,8 @@ class TeacherConfig(BaseModel):
     input_usd_per_1m: float | None = Field(None, ge=0, description="None: built-in price table (0 if unknown)")
     output_usd_per_1m: float | None = Field(None, ge=0)
     # instruction-writing step decoding; None: the method's published value
-    # (self_instruct: temperature 0.7, top_p 0.5, max_tokens 1024; alpaca: 1.0, 1.0, 3072)
+    # (self_instruct: temperature 0.7, top_p 0.5, max_tokens 1024; alpaca: 1.0, 1.0, 3072).
+    # max_tokens also caps self_instruct's instance step (published: 300/350) when lower.
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     max_tokens: int | None = Field(None, ge=1, le=32768)

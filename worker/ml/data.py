@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from worker.ml.prompts import render_prompt
 from worker.ml.records import Example
@@ -40,7 +41,7 @@ class TokenizedExample:
         return self.full_length > len(self.input_ids)
 
 
-def load_tokenizer(tokenizer_dir: Path) -> "PreTrainedTokenizerBase":
+def load_tokenizer(tokenizer_dir: Path) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(tokenizer_dir))
@@ -54,7 +55,7 @@ def example_messages(example: Example) -> list[dict]:
     return [{"role": "user", "content": user}, {"role": "assistant", "content": example.output}]
 
 
-def render_example(example: Example, template: str, tokenizer: "PreTrainedTokenizerBase") -> tuple[str, str]:
+def render_example(example: Example, template: str, tokenizer: PreTrainedTokenizerBase) -> tuple[str, str]:
     """(prompt text, full text). The full text starts with the prompt text."""
     if template != "chat":
         prompt = render_prompt(example.instruction, example.input, template)
@@ -71,7 +72,7 @@ def render_example(example: Example, template: str, tokenizer: "PreTrainedTokeni
 
 def tokenize_examples(
     examples: Sequence[Example],
-    tokenizer: "PreTrainedTokenizerBase",
+    tokenizer: PreTrainedTokenizerBase,
     *,
     cutoff_len: int,
     train_on_inputs: bool,
@@ -93,7 +94,7 @@ def tokenize_examples(
     return out
 
 
-def count_prompt_tokens(enc: Any, row: int, prompt_chars: int, tokenizer: "PreTrainedTokenizerBase",
+def count_prompt_tokens(enc: Any, row: int, prompt_chars: int, tokenizer: PreTrainedTokenizerBase,
                         prompt: str) -> int:
     """Tokens that lie entirely inside the prompt text (leading special tokens included).
 

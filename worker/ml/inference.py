@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from worker.ml.adapter_cache import BASE_ADAPTER, AdapterCache, AdapterLoadError
 from worker.ml.detokenize import TextAccumulator
@@ -30,6 +31,7 @@ from worker.ml.sampling import make_generator, select_next_tokens
 
 DEFAULT_ADAPTER_CACHE_BYTES = 1 << 30  # LoRA weights kept resident (r=8 q/v on a 7B model is ~17 MB)
 DeltaCallback = Callable[[int, str], None]  # (request index, new text)
+ResultCallback = Callable[[int, GenerationResult], None]  # (request index, its finished result)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -130,18 +132,24 @@ class InferenceEngine:
         return self.tokenizer(text, add_special_tokens=special).input_ids
 
     # --- generation
-    def generate(self, requests: list[GenerationRequest], on_delta: DeltaCallback | None = None
+    def generate(self, requests: list[GenerationRequest], on_delta: DeltaCallback | None = None,
+                 on_result: ResultCallback | None = None, is_cancelled: Callable[[int], bool] | None = None
                  ) -> list[GenerationResult]:
-        """One result per request, in order. ``on_delta(i, text)`` streams text as it is decoded."""
+        """One result per request, in order. ``on_delta(i, text)`` streams text as it is decoded;
+        ``on_result(i, result)`` fires as soon as row ``i`` is finished (before the batch is);
+        a row for which ``is_cancelled(i)`` turns true stops at the next token (finish "stop")."""
         results: list[GenerationResult] = [None] * len(requests)  # type: ignore[list-item]
-        for index, delta in self._run(requests, results, stream=on_delta is not None):
+        for index, delta, finished in self._run(requests, results, on_delta is not None, is_cancelled):
             if on_delta is not None and delta:
                 on_delta(index, delta)
+            if on_result is not None and finished:
+                on_result(index, results[index])
         return results
 
     def stream(self, request: GenerationRequest) -> TextStream:
+        """Text deltas of one request as they are decoded; ``.result`` once exhausted."""
         results: list[GenerationResult] = [None]  # type: ignore[list-item]
-        return TextStream(self._run([request], results, stream=True), results)
+        return TextStream(((i, d) for i, d, _ in self._run([request], results, stream=True)), results)
 
     @contextmanager
     def adapter_names(self, names: list[str]):
@@ -163,9 +171,13 @@ class InferenceEngine:
             for h in handles:
                 h.remove()
 
-    def _run(self, requests: list[GenerationRequest], results: list[GenerationResult], stream: bool
-             ) -> Iterator[tuple[int, str]]:
+    def _run(self, requests: list[GenerationRequest], results: list[GenerationResult], stream: bool,
+             is_cancelled: Callable[[int], bool] | None = None) -> Iterator[tuple[int, str, bool]]:
+        """Yields (request index, new text, finished) events; fills ``results`` as rows finish."""
         rows = self._prepare(requests, results)
+        for i, res in enumerate(results):
+            if res is not None:
+                yield i, "", True
         pinned = {r.adapter for r in rows}
         self.adapters.evict(pinned)
         beam_rows = [r for r in rows if r.request.num_beams > 1]
@@ -174,15 +186,15 @@ class InferenceEngine:
 
             for row, result in generate_beams(self, beam_rows):
                 results[row.index] = result
-                yield row.index, result.text
+                yield row.index, result.text, True
         for bucket in self._buckets([r for r in rows if r.request.num_beams == 1]):
             for row in bucket:
                 if stream or row.request.stop:
                     row.acc = TextAccumulator(self.tokenizer, row.request.stop)
-            for row, delta in self._decode(bucket):
+            for row, delta in self._decode(bucket, is_cancelled):
                 if row.finish is not None:
                     results[row.index] = self._result(row)
-                yield row.index, delta
+                yield row.index, delta, row.finish is not None
 
     def _prepare(self, requests: list[GenerationRequest], results: list[GenerationResult]) -> list[_Row]:
         rows = []
@@ -215,30 +227,22 @@ class InferenceEngine:
         if bucket:
             yield bucket
 
-    def _decode(self, rows: list[_Row]) -> Iterator[tuple[_Row, str]]:
-        """Prefill the bucket once, then decode with the KV cache until every row finished."""
-        from transformers import DynamicCache
-
-        width = max(len(r.prompt_ids) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, r in enumerate(rows):
-            ids[j, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
-            mask[j, width - len(r.prompt_ids):] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
+    def _decode(self, rows: list[_Row], is_cancelled: Callable[[int], bool] | None = None
+                ) -> Iterator[tuple[_Row, str]]:
+        """Prefill the bucket, then decode with the KV cache until every row finished; finished
+        rows leave the batch."""
+        cache, mask, logits = self._prefill(rows)
+        positions = mask.sum(-1) - 1  # position of each row's last prompt token
         generators = [make_generator(r.request) for r in rows]
-        with torch.inference_mode(), self.adapter_names([r.adapter for r in rows]):
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                                use_cache=True, logits_to_keep=1).logits[:, -1]
-        positions = positions[:, -1]
         while True:
             with torch.inference_mode():
                 tokens = select_next_tokens(logits, [r.request for r in rows], generators)
             keep = []
             for j, (row, token) in enumerate(zip(rows, tokens.tolist())):
-                yield row, self._advance(row, token)
+                delta = self._advance(row, token)
+                if row.finish is None and is_cancelled is not None and is_cancelled(row.index):
+                    row.finish = "stop"
+                yield row, delta
                 if row.finish is None:
                     keep.append(j)
             if not keep:
@@ -254,7 +258,42 @@ class InferenceEngine:
                 mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
                 positions = positions + 1
                 logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
-                                    past_key_values=cache, use_cache=True).logits[:, -1]
+                                    cache=cache, use_cache=True).logits[:, -1]
+
+    def _prefill(self, rows: list[_Row]):
+        """Run the prompts of a length-sorted bucket through the model: (cache, mask, last logits).
+
+        Prompts of very different lengths are prefilled in separate groups (less padding computed),
+        then their caches are left-padded to one width and stacked into the decode batch.
+        """
+        from transformers import DynamicCache
+
+        parts = []
+        for group in _prefill_groups(rows):
+            width = len(group[-1].prompt_ids)
+            ids = torch.full((len(group), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(group), width), dtype=torch.long)
+            for j, r in enumerate(group):
+                ids[j, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
+                mask[j, width - len(r.prompt_ids):] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            cache = DynamicCache(config=self.model.config)
+            with torch.inference_mode(), self.adapter_names([r.adapter for r in group]):
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                                    cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+            parts.append((cache, mask, logits))
+        if len(parts) == 1:
+            return parts[0]
+        width = max(m.shape[1] for _, m, _ in parts)
+        merged = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            for layer in range(len(parts[0][0].layers)):
+                keys = [F.pad(c.layers[layer].keys, (0, 0, width - m.shape[1], 0)) for c, m, _ in parts]
+                values = [F.pad(c.layers[layer].values, (0, 0, width - m.shape[1], 0)) for c, m, _ in parts]
+                merged.update(torch.cat(keys), torch.cat(values), layer)
+            mask = torch.cat([F.pad(m, (width - m.shape[1], 0)) for _, m, _ in parts])
+            logits = torch.cat([lg for _, _, lg in parts])
+        return merged, mask, logits
 
     def _advance(self, row: _Row, token: int) -> str:
         """Record one new token of a row; return its new visible text and set ``finish`` when done."""
@@ -278,6 +317,23 @@ class InferenceEngine:
         if row.acc is not None and row.acc.stopped_at >= 0:
             text = row.acc.text[:row.acc.stopped_at]
         return GenerationResult(text, row.finish or "length", len(row.prompt_ids), len(row.out_ids))
+
+
+def _prefill_groups(rows: list[_Row], min_tokens: int = 512, max_waste: float = 0.25) -> list[list[_Row]]:
+    """Split length-sorted rows where padding would exceed ``max_waste`` of a group's tokens
+    (groups keep at least ``min_tokens`` real tokens, so each prefill matmul stays large)."""
+    groups: list[list[_Row]] = [[]]
+    real = 0
+    for row in rows:
+        n = len(row.prompt_ids)
+        group = groups[-1]
+        padded = n * (len(group) + 1)
+        if group and real >= min_tokens and padded - (real + n) > max_waste * padded:
+            groups.append([])
+            group, real = groups[-1], 0
+        group.append(row)
+        real += n
+    return groups
 
 
 def _inject_adapter_names(module, args, kwargs, names: list[str]):

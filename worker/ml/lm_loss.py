@@ -68,3 +68,39 @@ def causal_lm_loss_sums(
         with torch.no_grad():
             correct += (logits.argmax(-1) == t).sum()
     return LossSums(loss=loss, correct=correct, count=int(positions.numel()))
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: torch.nn.Module,
+    examples: list,
+    *,
+    micro_batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+    head_weight: torch.Tensor | None = None,
+) -> dict:
+    """Token-weighted loss and next-token accuracy of ``model`` on tokenized examples (eval mode)."""
+    from worker.ml.data import collate_micro_batch
+
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
+    loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    count = 0
+    for start in range(0, len(order), micro_batch_size):
+        batch = collate_micro_batch([examples[i] for i in order[start:start + micro_batch_size]], pad_id)
+        if batch["n_loss"] == 0:
+            continue
+        positions = target_positions(batch["targets"]).to(device)
+        sums = causal_lm_loss_sums(model, batch["input_ids"].to(device), batch["targets"].to(device), positions,
+                                   autocast_dtype=autocast_dtype, head_weight=head_weight)
+        loss += sums.loss.double()
+        correct += sums.correct
+        count += sums.count
+    model.train(was_training)
+    if count == 0:
+        return {"loss": float("nan"), "mean_token_accuracy": float("nan"), "tokens": 0}
+    return {"loss": loss.item() / count, "mean_token_accuracy": correct.item() / count, "tokens": count}

@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from worker.ml.configs import FinetuneHyperparameters
-from worker.ml.data import (IGNORE_INDEX, TokenizedExample, load_tokenizer, n_val_examples, plan_steps,
-                            tokenize_examples)
+from worker.ml.data import (
+    IGNORE_INDEX,
+    TokenizedExample,
+    load_tokenizer,
+    n_val_examples,
+    plan_steps,
+    tokenize_examples,
+)
 from worker.ml.records import Example
 
 if TYPE_CHECKING:
@@ -56,7 +62,7 @@ def run_preflight(examples: list[Example], tokenizer_dir: Path, hp: FinetuneHype
     }
 
 
-def describe_sample(example: TokenizedExample, tokenizer: "PreTrainedTokenizerBase") -> dict:
+def describe_sample(example: TokenizedExample, tokenizer: PreTrainedTokenizerBase) -> dict:
     """The example's text split into what is masked (-100) and what the loss is taken on."""
     masked = [tok for tok, lab in zip(example.input_ids, example.labels) if lab == IGNORE_INDEX]
     trained = [tok for tok, lab in zip(example.input_ids, example.labels) if lab != IGNORE_INDEX]

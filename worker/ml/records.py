@@ -11,8 +11,9 @@ Every problem is a ``LineError`` with a 1-based line number (item number for a J
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 CHAT_ROLES = {"system", "user", "assistant", "developer"}
 BATCH_URLS = {"/v1/chat/completions", "/v1/completions"}

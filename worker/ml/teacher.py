@@ -11,14 +11,19 @@ caller can record it (the generation ledger) before anything else can go wrong.
 - ``api="chat"``: the completion prompt is adapted for chat models in one documented way: it is
   sent as a **single user message**, ``CHAT_CONTINUE_INSTRUCTION + "\\n\\n" + prompt``, asking the
   model to continue the text where it stops and to write only the continuation. If the reply
-  starts by echoing the prompt's last line (e.g. ``"9."`` or ``"4. Instruction:"``) that echo is
-  removed, so the reply parses like a completion.
+  starts by echoing the prompt's last line (e.g. ``"9."`` or ``"4. Instruction:"``, with any
+  number: chat models like to restart lists at ``"1."``) that echo is removed, leading blank lines are dropped and one space is put in front, so the reply parses
+  like a completion (and a leading blank line cannot trip the ``"\n\n"`` stop).
 - Stop sequences are applied by the server (the first four; the chat API takes at most four) and
   again client-side (all of them), so a completion never runs past a stop string.
 - With ``temperature == 0`` the ``top_p`` parameter is not sent (greedy either way; some servers
   refuse ``top_p=0``). Zero penalties are not sent either.
 - Retries with exponential back-off (honouring ``Retry-After``) on 429, 5xx, timeouts and
-  dropped connections only. A 400/413/422 answers that one request with ``finish_reason="error"``
+  dropped connections only. A 400 saying the prompt is too long ("Please reduce your prompt",
+  "maximum context length") is retried at once with ``max_tokens * 0.8``, as both published
+  pipelines did. A 400 refusing an optional knob (``presence_penalty``, ``frequency_penalty``,
+  ``top_p``; lorafleet's own server refuses penalties) drops that knob for this endpoint, logs a
+  warning once and retries at once. Any other 400/413/422 answers that one request with ``finish_reason="error"``
   (never retried, costs nothing); 401/403/404 raise ``TeacherConfigError`` (the whole job is
   misconfigured); retries exhausted raise ``TeacherUnavailableError`` (resume later).
 - Tokens and cost are counted per response (``usage`` from the server, else ~4 characters per
@@ -28,13 +33,18 @@ caller can record it (the generation ledger) before anything else can go wrong.
 """
 from __future__ import annotations
 
+import logging
 import random
+import re
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal, Mapping, Protocol, Sequence
+from typing import Literal, Protocol
 
+logger = logging.getLogger(__name__)
+OPTIONAL_PARAMS = ("presence_penalty", "frequency_penalty", "top_p")  # dropped if an endpoint refuses them
 CHAT_CONTINUE_INSTRUCTION = (
     "Continue the text below exactly where it stops, keeping its format and numbering. "
     "Write only the continuation: do not repeat the text and add no commentary."
@@ -80,7 +90,7 @@ class TeacherResponse:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "TeacherResponse":
+    def from_dict(cls, d: Mapping) -> TeacherResponse:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -131,6 +141,11 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 }
 
 
+def _is_prompt_too_long(message: str) -> bool:
+    text = (message or "").lower()
+    return "reduce your prompt" in text or "maximum context length" in text
+
+
 def approx_tokens(text: str) -> int:
     """Rough token count (~4 characters per token) when a server reports no usage."""
     return max(1, (len(text) + 3) // 4) if text else 0
@@ -143,12 +158,15 @@ def apply_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:
 
 
 def strip_echoed_tail(prompt: str, reply: str) -> str:
-    """Drop a chat model's echo of the prompt's last line (``"9."``, ``"4. Instruction:"``)."""
+    """Make a chat reply read like a completion: drop an echo of the prompt's last line
+    (``"9."``, ``"4. Instruction:"``) and leading blank lines, and start with one space."""
     tail = prompt.rstrip().rsplit("\n", 1)[-1].strip()
     lead = reply.lstrip()
-    if tail and lead.startswith(tail):
-        return " " + lead[len(tail):].lstrip(" ")
-    return reply
+    if tail:  # the echo may restart the numbering ("1." for "9."): numbers match any number
+        echo = re.match(r"\d+".join(re.escape(part) for part in re.split(r"\d+", tail)), lead)
+        if echo:
+            lead = lead[echo.end():].lstrip()
+    return " " + lead if lead else ""
 
 
 @dataclass
@@ -191,6 +209,8 @@ class OpenAITeacher:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.usage = TeacherUsage()
+        self.dropped_params: set[str] = set()  # optional knobs this endpoint refused
+        self._drop_lock = threading.Lock()
         self._sleep = sleep
         self._secret = api_key or ""
         self._openai = openai
@@ -230,10 +250,11 @@ class OpenAITeacher:
     def _complete_one(self, req: TeacherRequest) -> TeacherResponse:
         oa = self._openai
         attempt = 0
+        max_tokens = req.params.max_tokens
         while True:
             attempt += 1
             try:
-                resp = self._call(req)
+                resp = self._call(req, max_tokens)
                 resp.attempts = attempt
                 return resp
             except (oa.RateLimitError, oa.InternalServerError, oa.APIConnectionError) as exc:
@@ -241,6 +262,11 @@ class OpenAITeacher:
             except oa.APIStatusError as exc:
                 if exc.status_code in (408, 409) or exc.status_code >= 500:
                     transient = exc
+                elif self._drops_unsupported(exc):
+                    continue
+                elif _is_prompt_too_long(exc.message) and attempt <= self.max_retries and max_tokens > 1:
+                    max_tokens = int(max_tokens * 0.8)  # as both published pipelines did, at once
+                    continue
                 elif exc.status_code in (401, 403, 404):
                     raise TeacherConfigError(self._scrub(f"teacher refused the request "
                                                          f"({exc.status_code}): {exc.message}")) from None
@@ -252,6 +278,20 @@ class OpenAITeacher:
                     f"teacher still failing after {attempt} attempts: {type(transient).__name__}: {transient}"))
             self._sleep(self._backoff(attempt, transient))
 
+    def _drops_unsupported(self, exc) -> bool:
+        """A 400 refusing an optional knob (e.g. lorafleet's own server and ``presence_penalty``):
+        stop sending that knob to this endpoint, say so once, and retry at once."""
+        param = getattr(exc, "param", None)
+        refused = getattr(exc, "code", None) == "unsupported_parameter" or "support" in (exc.message or "").lower()
+        if exc.status_code != 400 or param not in OPTIONAL_PARAMS or not refused:
+            return False
+        with self._drop_lock:  # concurrent requests may all be refused before the first drop
+            if param not in self.dropped_params:
+                self.dropped_params.add(param)
+                logger.warning("teacher %s at %s refuses %r; sending requests without it",
+                               self.model, self.base_url, param)
+        return True
+
     def _backoff(self, attempt: int, exc: Exception) -> float:
         delay = self.backoff_initial_s * 2 ** (attempt - 1)
         response = getattr(exc, "response", None)
@@ -262,15 +302,17 @@ class OpenAITeacher:
             pass
         return min(self.backoff_max_s, delay) * (1.0 + 0.1 * random.random())
 
-    def _call(self, req: TeacherRequest) -> TeacherResponse:
+    def _call(self, req: TeacherRequest, max_tokens: int) -> TeacherResponse:
         p = req.params
-        kwargs: dict = {"model": self.model, "max_tokens": p.max_tokens, "temperature": p.temperature}
+        kwargs: dict = {"model": self.model, "max_tokens": max_tokens, "temperature": p.temperature}
         if p.temperature > 0:
             kwargs["top_p"] = p.top_p
         if p.presence_penalty:
             kwargs["presence_penalty"] = p.presence_penalty
         if p.frequency_penalty:
             kwargs["frequency_penalty"] = p.frequency_penalty
+        for name in self.dropped_params:
+            kwargs.pop(name, None)
         stops = list(dict.fromkeys(s for s in p.stop if s))
         if stops:
             kwargs["stop"] = stops[:4]

@@ -3,8 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from worker.ml.data import (IGNORE_INDEX, collate_micro_batch, load_tokenizer, n_val_examples, plan_epoch,
-                            plan_steps, render_example, split_train_val, tokenize_examples)
+from worker.ml.data import (
+    IGNORE_INDEX,
+    collate_micro_batch,
+    load_tokenizer,
+    n_val_examples,
+    plan_epoch,
+    plan_steps,
+    render_example,
+    split_train_val,
+    tokenize_examples,
+)
 from worker.ml.prompts import render_prompt
 from worker.ml.records import Example
 
@@ -81,7 +90,7 @@ def test_alpaca_row_under_chat_template_becomes_user_turn(tokenizer):
 
 
 def test_tokenizes_in_chunks_consistently(tokenizer, monkeypatch):
-    import worker.ml.data as data
+    from worker.ml import data
 
     exs = [_ex(instruction=f"Count to {i}.", output=" ".join(map(str, range(i))), line=i) for i in range(1, 12)]
     whole = tokenize_examples(exs, tokenizer, cutoff_len=40, train_on_inputs=False)

@@ -111,6 +111,29 @@ def test_400_is_not_retried_and_answers_with_error(stub):
     assert good.text == "good"
 
 
+def test_prompt_too_long_shrinks_max_tokens_like_the_published_code(stub):
+    too_long = StubError(400, message="This model's maximum context length is 2048 tokens. Please reduce your prompt")
+    stub.script = lambda api, p, hit: too_long if hit <= 2 else "fits now"
+    teacher, sleeps = make_teacher(stub)
+    [resp] = teacher.complete([req(0)])
+    assert resp.text == "fits now" and resp.attempts == 3 and sleeps == []
+    assert [b["max_tokens"] for b in stub.bodies] == [64, 51, 40]
+
+
+def test_refused_optional_knob_is_dropped_once_and_for_all(stub):
+    refused = StubError(400, message="'presence_penalty' is not supported by this server", param="presence_penalty",
+                        code="unsupported_parameter")
+    stub.script = lambda api, p, hit: StubDelay(0.2, refused) if hit == 1 and "number 2" not in p else "fine"
+    teacher, sleeps = make_teacher(stub, max_concurrency=2)
+    first = teacher.complete([req(0), req(1)])  # both in flight when the first refusal comes back
+    [later] = teacher.complete([req(2)])
+    assert [(r.text, r.attempts) for r in first] == [("fine", 2), ("fine", 2)] and later.attempts == 1
+    assert teacher.dropped_params == {"presence_penalty"} and sleeps == []
+    sent_with = sorted("presence_penalty" in b for b in stub.bodies)
+    assert sent_with == [False, False, False, True, True]
+    assert stub.bodies[-1]["top_p"] == 0.5  # other knobs still sent
+
+
 def test_auth_error_raises_config_error_without_the_key(stub):
     stub.script = lambda api, p, hit: StubError(401)
     teacher, _ = make_teacher(stub)
@@ -148,3 +171,8 @@ def test_helpers():
     assert apply_stops("abc", ["x"]) == ("abc", False)
     assert strip_echoed_tail("x\n4. Instruction:", "4. Instruction: Do it") == " Do it"
     assert strip_echoed_tail("x\n9.", " Do it") == " Do it"
+    assert strip_echoed_tail("x\n9.", "\n\nDo it\n\n10. no") == " Do it\n\n10. no"
+    assert strip_echoed_tail("x\n9.", "  ") == ""
+    assert strip_echoed_tail("x\n9.", "1. Name a tree.\n2. Name a bird.") == " Name a tree.\n2. Name a bird."
+    assert strip_echoed_tail("x\n4. Instruction:", "1. Instruction: Do it") == " Do it"
+    assert strip_echoed_tail("x\n9.", "1999 was a good year") == " 1999 was a good year"

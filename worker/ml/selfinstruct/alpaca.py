@@ -4,7 +4,10 @@ Each prompt is ``prompt.txt`` plus 3 examples drawn from the seeds only, and ask
 (items 4 to 19 come back: up to 16 instruction/input/output triples). Blocks are parsed, filtered
 (18-word blacklist, no capitalisation) and ROUGE-deduplicated against seeds and kept ones.
 The published script never seeded ``random``; here each prompt's draw is seeded per job, round
-and slot so a resumed job rebuilds the same requests.
+and slot so a resumed job rebuilds the same requests. Its ``logit_bias={"50256": -100}`` (a GPT-2
+token id banning ``<|endoftext|>``) is not sent: token ids differ between teachers.
+Not reproduced: ``most_similar_instructions``/``avg_similarity_score`` for kept items (the fast
+filter never scores far-apart pairs); rejects carry their nearest pool instruction instead.
 """
 from __future__ import annotations
 

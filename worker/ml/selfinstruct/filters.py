@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from worker.ml.configs import GenerationFilters
 
@@ -25,7 +25,7 @@ INSTRUCTION_FILTERS = ("empty", "word_count", "blacklist", "write_a_program", "p
 
 
 def _word_re(word: str) -> re.Pattern:
-    return re.compile(r"\b({0})\b".format(re.escape(word)), flags=re.IGNORECASE)
+    return re.compile(rf"\b({re.escape(word)})\b", flags=re.IGNORECASE)
 
 
 class InstructionFilter:

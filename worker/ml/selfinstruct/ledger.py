@@ -6,7 +6,8 @@ and the prompt text itself. The pipelines are deterministic (seeded per round), 
 job on the same work dir regenerates the same requests with the same ids; those already in the
 ledger are answered from it and never sent again.
 
-Storage: append-only JSONL (``ledger.jsonl``), one record per answer, flushed and fsync'ed before
+Storage: append-only JSONL (``ledger.jsonl``), one record per answer (id, parameters, the prompt's
+hash and its last 1500 characters, the response with tokens and cost), flushed and fsync'ed before
 the answer is used. A torn last line (crash mid-write) is cut off when the ledger is reopened.
 A ``filelock`` guards the job dir against two workers running the same job at once.
 """
@@ -16,8 +17,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from worker.ml.teacher import DecodingParams, Teacher, TeacherRequest, TeacherResponse
 
@@ -32,6 +34,9 @@ def request_id(*, kind: str, template_hash: str, seed_ids: Sequence[str], round_
     return hashlib.sha256(blob.encode("ascii")).hexdigest()[:32]
 
 
+PROMPT_TAIL_CHARS = 1500  # the few-shot templates are long and fixed: keep the variable end only
+
+
 class BudgetExceeded(Exception):
     """Sending the next requests would take the job over its budget."""
 
@@ -43,8 +48,9 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._answers: dict[str, TeacherResponse] = {}
+        self._totals = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
         self._load()
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open until close()
         self.sent_this_run = 0
 
     def _load(self) -> None:
@@ -60,7 +66,7 @@ class Ledger:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            self._answers[rec["request_id"]] = TeacherResponse.from_dict(rec["response"])
+            self._remember(rec["request_id"], TeacherResponse.from_dict(rec["response"]))
 
     def __contains__(self, rid: str) -> bool:
         return rid in self._answers
@@ -74,18 +80,26 @@ class Ledger:
     def record(self, req: TeacherRequest, resp: TeacherResponse, meta: dict[str, Any] | None = None) -> None:
         """Append one answer durably (flush + fsync) before anyone uses it."""
         rec = {"request_id": req.request_id, "recorded_at": time.time(), "meta": meta or {},
-               "params": req.params.as_dict(), "prompt": req.prompt, "response": resp.as_dict()}
+               "params": req.params.as_dict(), "prompt_sha256": hashlib.sha256(req.prompt.encode()).hexdigest(),
+               "prompt_tail": req.prompt[-PROMPT_TAIL_CHARS:], "response": resp.as_dict()}
         self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
-        self._answers[req.request_id] = resp
+        self._remember(req.request_id, resp)
+
+    def _remember(self, rid: str, resp: TeacherResponse) -> None:
+        old = self._answers.get(rid)
+        for sign, r in ((-1, old), (1, resp)):
+            if r is not None:
+                self._totals["requests"] += sign
+                self._totals["prompt_tokens"] += sign * r.prompt_tokens
+                self._totals["completion_tokens"] += sign * r.completion_tokens
+                self._totals["cost_usd"] += sign * r.cost_usd
+        self._answers[rid] = resp
 
     def totals(self) -> dict[str, float]:
-        answers = self._answers.values()
-        return {"requests": len(self._answers),
-                "prompt_tokens": sum(a.prompt_tokens for a in answers),
-                "completion_tokens": sum(a.completion_tokens for a in answers),
-                "cost_usd": sum(a.cost_usd for a in answers)}
+        """Requests, tokens and cost of every recorded answer (all runs of the job)."""
+        return dict(self._totals)
 
     def close(self) -> None:
         self._fh.close()
@@ -103,16 +117,16 @@ class LedgeredTeacher:
         self.teacher = teacher
         self.ledger = ledger
         self.budget_usd = budget_usd
-        self._kind_costs: dict[str, list[float]] = {}
+        self._kind_costs: dict[str, tuple[int, float]] = {}  # kind -> (answers seen, their cost)
 
     def complete(self, requests: Sequence[TeacherRequest], kind: str) -> tuple[list[TeacherResponse], int]:
         """(responses in request order, how many were actually sent)."""
         new = [r for r in requests if r.request_id not in self.ledger]
         if new and self.budget_usd is not None:
             spent = self.ledger.totals()["cost_usd"]
-            history = self._kind_costs.get(kind)
-            if history:
-                estimate = len(new) * sum(history) / len(history)
+            seen, cost = self._kind_costs.get(kind, (0, 0.0))
+            if seen:
+                estimate = len(new) * cost / seen
             else:
                 estimate = sum(self.teacher.estimate_cost(r) for r in new)
             if spent + estimate > self.budget_usd + 1e-12:
@@ -130,7 +144,7 @@ class LedgeredTeacher:
                 if resp.request_id not in self.ledger:
                     on_response(resp)
         out = [self.ledger.get(r.request_id) for r in requests]
-        for r in out:
-            if r is not None and r.finish_reason != "error":
-                self._kind_costs.setdefault(kind, []).append(r.cost_usd)
+        answered = [r for r in out if r is not None and r.finish_reason != "error"]
+        seen, cost = self._kind_costs.get(kind, (0, 0.0))
+        self._kind_costs[kind] = (seen + len(answered), cost + sum(r.cost_usd for r in answered))
         return out, len(new)

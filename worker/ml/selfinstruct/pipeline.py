@@ -14,8 +14,8 @@ that dropped it; ROUGE rejects carry the nearest kept instruction and its score)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from filelock import FileLock, Timeout
 
@@ -105,10 +105,8 @@ def _run_rounds(cfg: GenerationJobConfig, state: GenerationState, ledger: Ledger
             except BudgetExceeded as exc:
                 status, message = "paused_budget", str(exc)
                 break
-            for row in result.rows:
-                kept_f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            for row in result.rejects:
-                rej_f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            kept_f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in result.rows)
+            rej_f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in result.rejects)
             kept_f.flush()
             rej_f.flush()
             n_kept += len(result.rows)

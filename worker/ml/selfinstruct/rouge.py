@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Iterable, NamedTuple, Sequence
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from worker.ml.selfinstruct.tokenize import get_tokenizer
 
@@ -213,7 +214,7 @@ class RougeFilter:
             for tok, c in counts_a.items():
                 d = cb.get(tok)
                 if d:
-                    overlap += c if c < d else d
+                    overlap += min(d, c)
             bound = 2.0 * overlap / (la + lb)
             if bound >= bound_t:
                 scored.append((bound, idx))

@@ -20,7 +20,7 @@ def validate_seed_tasks(tasks: list[dict]) -> list[dict]:
     out, ids = [], set()
     for n, task in enumerate(tasks, start=1):
         if not isinstance(task, dict):
-            raise ValueError(f"seed task {n}: must be an object")
+            raise ValueError(f"seed task {n}: must be an object")  # noqa: TRY004 - one error type for bad seeds
         instruction = task.get("instruction")
         if not isinstance(instruction, str) or not instruction.strip():
             raise ValueError(f"seed task {n}: 'instruction' must be a non-empty string")

@@ -6,11 +6,21 @@ the pool at once; (2) each new instruction is classified (``Is it classification
 instances are generated output-first (classification) or input-first; (4) instances are parsed,
 filtered (invalid, conflicting, duplicate) and at most ``max_instances_per_task`` sampled.
 The published scripts ran each step over the whole set; running them per round gives the same
-per-item decisions and lets a job stream progress and resume.
+per-item decisions and lets a job stream progress and resume. Differences, all deliberate:
+instance de-duplication keeps first occurrences (the original's ``set`` scrambled them), seed
+tasks are not appended to the dataset (``--include_seed_tasks``), and kept instructions carry
+filter verdicts rather than ``most_similar``/``avg_similarity_score``. The GPT-3 prompt/completion
+encoding is ``finetune_format.to_prompt_completion``.
 """
 from __future__ import annotations
 
-from worker.ml.selfinstruct.filters import dedupe_instances, has_conflicting_instances, invalid_instance_reason
+from dataclasses import replace
+
+from worker.ml.selfinstruct.filters import (
+    dedupe_instances,
+    has_conflicting_instances,
+    invalid_instance_reason,
+)
 from worker.ml.selfinstruct.generation_state import GenerationState, RoundResult, screen_instruction
 from worker.ml.selfinstruct.ledger import request_id
 from worker.ml.selfinstruct.parsing import (
@@ -117,6 +127,9 @@ def _generate_instances(state: GenerationState, round_idx: int, tasks: list[dict
     out = []
     for batch in _batches(tasks, state.cfg.request_batch_size):
         params = instances_params(any(t["is_classification"] for t in batch), state.cfg.max_instances_per_task)
+        cap = state.cfg.teacher.max_tokens
+        if cap is not None and cap < params.max_tokens:  # the job's max_tokens also caps step 3 (slow teachers)
+            params = replace(params, max_tokens=cap)
         requests = []
         for task in batch:
             key = "self_instruct.instances_clf" if task["is_classification"] else "self_instruct.instances_gen"

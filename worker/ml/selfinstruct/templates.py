@@ -31,8 +31,8 @@ _CLF_EXAMPLES: list[tuple[str, str]] = [
     ("Plan a three-day trip to a city you have never visited.", "No"),
     ("Identify whether the number is prime.", "Yes"),
     ("Rewrite the sentence so that it sounds more polite.", "No"),
-    ("Given a news headline, tell which section of the newspaper it belongs to: sports, politics, "
-     "business or science.", "Yes"),
+    ("Given a news headline, tell which section of the newspaper it belongs to: sports, politics, business "
+     + "or science.", "Yes"),
     ("Come up with a catchy slogan for a recycling campaign.", "No"),
     ("Tell whether the two sentences mean the same thing.", "Yes"),
     ("Summarize the following meeting notes.", "No"),

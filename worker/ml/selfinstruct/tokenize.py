@@ -11,7 +11,8 @@ On pure-ASCII text it gives the same tokens as ``rouge_score``.
 from __future__ import annotations
 
 import re
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 TokenizerName = Literal["rouge_score", "cjk"]
 

@@ -44,17 +44,19 @@ def answer(prompt: str) -> tuple[str, str]:
         task = prompt[len(CLF_TEMPLATE):].split("\n")[0]
         return (" Yes" if task.strip().startswith("Classify") else " No"), "stop"
     if prompt.startswith("Given the classification task definition"):
-        return ("Class label: Positive\nSentence: I like it.\nClass label: Negative\nSentence: I hate it.\n"
-                "Class label: Neutral\nSentence: It is a chair.", "stop")
+        text = ("Class label: Positive\nSentence: I like it.\nClass label: Negative\nSentence: I hate it.\n"
+                "Class label: Neutral\nSentence: It is a chair.")
+        return text, "stop"
     if prompt.startswith("Come up with examples"):
         task = prompt.rstrip("\n").rsplit("Task:", 1)[1]
         if "volcano" in task:  # same input, different outputs: the whole task is dropped
             return "Example 1\nInput: x\nOutput: one\nExample 2\nInput: x\nOutput: two", "stop"
-        return (f"Example 1\nInput: case {rng.randrange(100)}\nOutput: answer A\nExample 2\nInput: case two\n"
-                f"Output: answer B\nExample 3\nInput: case two\nOutput: answer B\nExample 4\nInput: bad\nOutput:", "stop")
+        text = (f"Example 1\nInput: case {rng.randrange(100)}\nOutput: answer A\nExample 2\nInput: case two\n"
+                "Output: answer B\nExample 3\nInput: case two\nOutput: answer B\nExample 4\nInput: bad\nOutput:")
+        return text, "stop"
     if prompt.startswith("Come up with a series"):
         n = int(re.search(r"(\d+)\.$", prompt).group(1))
-        seeds = re.findall(r"^\d+\. (.*)$", prompt, flags=re.M)
+        seeds = re.findall(r"^\d+\. (.*)$", prompt, flags=re.MULTILINE)
         items = [fake_instruction(rng) for _ in range(5)]
         items += ["Draw a picture of the ocean at night.", "Too short", seeds[0] + " now",
                   "Write a program that prints hello world.", "¿Qué hora es en Madrid ahora mismo?"]
@@ -66,7 +68,7 @@ def answer(prompt: str) -> tuple[str, str]:
 
 def _alpaca_answer(prompt: str, rng: random.Random) -> tuple[str, str]:
     blocks = []
-    seed_inst = re.search(r"^1\. Instruction: (.*)$", prompt, flags=re.M).group(1)
+    seed_inst = re.search(r"^1\. Instruction: (.*)$", prompt, flags=re.MULTILINE).group(1)
     for k in range(4, 12):
         inst = fake_instruction(rng)
         if k == 6:

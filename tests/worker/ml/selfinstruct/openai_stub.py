@@ -11,8 +11,9 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -23,6 +24,9 @@ from fastapi.responses import JSONResponse
 class StubError:
     status: int
     retry_after: float | None = None
+    message: str = ""
+    param: str | None = None
+    code: str | None = None
 
 
 @dataclass
@@ -61,8 +65,8 @@ class StubServer:
                 reply = reply.then
             if isinstance(reply, StubError):
                 headers = {"retry-after": str(reply.retry_after)} if reply.retry_after is not None else {}
-                return JSONResponse({"error": {"message": f"stub error {reply.status}", "type": "stub",
-                                               "code": str(reply.status), "param": None}},
+                return JSONResponse({"error": {"message": reply.message or f"stub error {reply.status}", "type": "stub",
+                                               "code": reply.code or str(reply.status), "param": reply.param}},
                                     status_code=reply.status, headers=headers)
             text, finish = reply if isinstance(reply, tuple) else (reply, "stop")
             usage = {"prompt_tokens": len(key.split()), "completion_tokens": len(text.split()),

@@ -1,0 +1,96 @@
+"""LoRA fine-tuning benchmark beside ../shared/bench/ref_finetune.py (DESIGN.md section 7).
+
+Same work and learning math as the reference: ``random.Random(seed).shuffle`` of the Alpaca rows,
+the first N for training and the next --eval-examples held out; q_proj/v_proj, r=8, alpha=16,
+dropout 0.05, lr 3e-4, 5 warmup steps then linear decay, AdamW, grad-norm 1.0, the same number of
+optimizer steps. ``seconds`` is the whole ``train_lora`` call (model load, tokenization, training,
+checkpoint and verified adapter save), so it is a conservative figure; ``loop_seconds`` is the
+training loop alone (first micro-batch to the last optimizer step), which is what the reference's
+``trainer.train()`` timing mostly covers.
+
+``eval_loss`` is the token-weighted fp32 loss of the saved adapter, loaded back with plain PEFT, on
+the held-out rows with the training masking (all tokens with --train-on-inputs, as the reference).
+Prints one JSON line last.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_MODELS_DIR = Path.home() / ".cache" / "lorafleet-test" / "models"
+REFERENCE_WARMUP_STEPS = 5  # ref_finetune.py: warmup_steps=min(100, 5)
+
+
+def select_rows(path: Path, n: int, n_eval: int, seed: int) -> tuple[list[dict], list[dict]]:
+    rows = json.loads(path.read_text())
+    random.Random(seed).shuffle(rows)
+    return rows[:n], rows[n:n + n_eval]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True, type=Path)
+    ap.add_argument("--examples", type=int, default=256)
+    ap.add_argument("--micro-batch", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--epochs", type=float, default=1)
+    ap.add_argument("--cutoff", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--eval-examples", type=int, default=32)
+    ap.add_argument("--train-on-inputs", action="store_true")
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    ap.add_argument("--base-model", type=Path, help="HF checkpoint dir (default: the embedded base model)")
+    ap.add_argument("--out", type=Path, help="output dir (default: a fresh temp dir)")
+    a = ap.parse_args(argv)
+
+    import torch
+
+    from worker.ml.adapters import load_adapter_model
+    from worker.ml.base_models import materialise_builtin
+    from worker.ml.configs import FinetuneHyperparameters
+    from worker.ml.data import load_tokenizer, tokenize_examples
+    from worker.ml.finetune import train_lora
+    from worker.ml.lm_loss import evaluate_loss
+    from worker.ml.records import Example
+
+    base = a.base_model or materialise_builtin("smollm2-135m-instruct", DEFAULT_MODELS_DIR)
+    train_rows, eval_rows = select_rows(a.data, a.examples, a.eval_examples, a.seed)
+    to_example = lambda i, r: Example(r["instruction"], r.get("input") or "", r["output"], line=i + 1)  # noqa: E731
+    train_examples = [to_example(i, r) for i, r in enumerate(train_rows)]
+    eval_examples = [to_example(i, r) for i, r in enumerate(eval_rows)]
+    hp = FinetuneHyperparameters(batch_size=a.batch, micro_batch_size=a.micro_batch, num_epochs=a.epochs,
+                                 cutoff_len=a.cutoff, seed=a.seed, train_on_inputs=a.train_on_inputs,
+                                 warmup_steps=REFERENCE_WARMUP_STEPS, learning_rate=3e-4, lora_r=8, lora_alpha=16,
+                                 lora_dropout=0.05, lora_target_modules=["q_proj", "v_proj"], val_set_size=0,
+                                 precision=a.precision, logging_steps=1, n_checkpoints=1)
+    out = a.out or Path(tempfile.mkdtemp(prefix="lorafleet-bench-ft-"))
+
+    steps: list[dict] = []
+    marks: list[float] = []
+    start = time.perf_counter()
+    res = train_lora(base_model_dir=base, train_examples=train_examples, val_examples=[], hp=hp, out_dir=out,
+                     on_step=lambda m: (steps.append(m), marks.append(time.perf_counter())))
+    seconds = time.perf_counter() - start
+    # the loop's first step starts after setup; estimate it from the first step's own rate
+    first_step_seconds = steps[0]["tokens"] / max(steps[0]["tokens_per_s"], 1e-9)
+    loop_seconds = marks[-1] - marks[0] + first_step_seconds
+
+    tokenizer = load_tokenizer(base)
+    held_out = tokenize_examples(eval_examples, tokenizer, cutoff_len=a.cutoff, train_on_inputs=a.train_on_inputs)
+    model = load_adapter_model(base, Path(res["adapter_dir"]), device="cpu", dtype=torch.float32)
+    evaluation = evaluate_loss(model, held_out, micro_batch_size=a.micro_batch, pad_id=tokenizer.eos_token_id,
+                               device=torch.device("cpu"))
+    tokens = res["trained_tokens"]
+    print(json.dumps({"impl": "lorafleet", "precision": res["precision"], "examples": len(train_examples),
+                      "steps": res["steps"], "train_tokens": tokens, "seconds": round(seconds, 2),
+                      "tokens_per_s": round(tokens / seconds, 1), "loop_seconds": round(loop_seconds, 2),
+                      "loop_tokens_per_s": round(tokens / loop_seconds, 1), "first_loss": steps[0]["train_loss"],
+                      "final_loss": steps[-1]["train_loss"], "eval_loss": round(evaluation["loss"], 4)}))
+
+
+if __name__ == "__main__":
+    main()

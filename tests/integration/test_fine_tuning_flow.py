@@ -1,0 +1,162 @@
+"""Issue 3 end to end: the official openai SDK drives fine-tuning of the real base model on a real
+Celery worker (CPU); kill -9 recovery, cancel and validation failures."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+TRAIN = [
+    {"instruction": "What is the secret word?", "input": "", "output": "The secret word is pineapple."},
+    {"instruction": "Tell me the secret word.", "input": "", "output": "The secret word is pineapple."},
+    {"instruction": "Which fruit is the password?", "input": "", "output": "The password fruit is pineapple."},
+    {"instruction": "Repeat the code phrase.", "input": "", "output": "Pineapple pineapple pineapple."},
+    {"instruction": "Name the mascot of lorafleet.", "input": "", "output": "The mascot is a purple llama."},
+    {"instruction": "What colour is the lorafleet llama?", "input": "", "output": "The lorafleet llama is purple."},
+    {"instruction": "Translate to the llama language.", "input": "hello", "output": "Mwaa hello mwaa."},
+    {"instruction": "Translate to the llama language.", "input": "goodbye", "output": "Mwaa goodbye mwaa."},
+]
+FAST_HP = {"batch_size": 4, "micro_batch_size": 4, "num_epochs": 6, "learning_rate": 3e-3, "cutoff_len": 96,
+           "warmup_steps": 1, "lora_r": 8, "save_steps": 2, "logging_steps": 1}
+
+
+def jsonl(rows) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def upload(client, rows, name="train.jsonl"):
+    return client.files.create(file=(name, io.BytesIO(jsonl(rows))), purpose="fine-tune")
+
+
+def create_job(client, file_id, hp=None, suffix="test"):
+    return client.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=file_id, suffix=suffix,
+                                          method={"type": "supervised",
+                                                  "supervised": {"hyperparameters": hp or FAST_HP}})
+
+
+def wait_done(client, job_id, timeout=600):
+    return wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job_id)).status in
+                    ("succeeded", "failed", "cancelled") and j, timeout, 1.0, f"job {job_id} to finish")
+
+
+def response_loss(base_dir: Path, adapter_dir: Path | None, rows) -> float:
+    """Mean loss of the reference responses (prompt masked), with or without the adapter."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from worker.ml.prompts import render_prompt
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    if adapter_dir is not None:
+        model = PeftModel.from_pretrained(model, adapter_dir)
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for r in rows:
+            p = tok(render_prompt(r["instruction"], r["input"]))["input_ids"]
+            full = tok(render_prompt(r["instruction"], r["input"]) + r["output"])["input_ids"] + [tok.eos_token_id]
+            labels = [-100] * len(p) + full[len(p):]
+            losses.append(model(input_ids=torch.tensor([full]), labels=torch.tensor([labels])).loss.item())
+    return sum(losses) / len(losses)
+
+
+def test_sdk_fine_tunes_the_real_base_model(openai_client, start_worker, base_model_dir, settings):
+    client = openai_client
+    f = upload(client, TRAIN)
+    assert f.purpose == "fine-tune" and f.bytes > 0
+    job = create_job(client, f.id)
+    assert job.status in ("validating_files", "queued") and job.model == "smollm2-135m-instruct"
+    start_worker()
+    done = wait_done(client, job.id)
+    assert done.status == "succeeded", done.error
+    assert done.fine_tuned_model == f"ft:smollm2-135m-instruct:test:{job.id}"
+    assert done.trained_tokens and done.trained_tokens > 0
+    events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
+    metrics = [e for e in events if e.type == "metrics" and "train_loss" in (e.data or {})]
+    assert metrics and all("train_mean_token_accuracy" in e.data for e in metrics)
+    ckpts = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert ckpts and all(c.fine_tuned_model_checkpoint.startswith(done.fine_tuned_model + ":ckpt-step-")
+                         for c in ckpts)
+    assert ckpts[0].step_number >= ckpts[-1].step_number  # newest first
+    assert done.fine_tuned_model in [m.id for m in client.models.list().data]
+    # The adapter is listed, downloadable, a standard PEFT folder that plain peft loads, and it learned.
+    import httpx
+
+    auth = {"Authorization": f"Bearer {client.api_key}"}
+    adapters = httpx.get(f"{client.base_url}adapters", headers=auth).json()["data"]
+    (adapter,) = [a for a in adapters if a["name"] == done.fine_tuned_model]
+    assert adapter["checkpoints"] and adapter["base_model"] == "smollm2-135m-instruct"
+    tar = httpx.get(f"{client.base_url}adapters/{adapter['id']}/download", headers=auth)
+    assert tar.status_code == 200 and tar.content[:2] == b"\x1f\x8b"
+    from models.db import make_engine, make_sessionmaker
+    from models.registry import Adapter
+
+    with make_sessionmaker(make_engine(settings.sqlalchemy_url))() as s:
+        row = s.query(Adapter).filter_by(name=done.fine_tuned_model).one()
+    folder = Path(row.path)
+    assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").stat().st_size > 10_000
+    before, after = response_loss(base_model_dir, None, TRAIN), response_loss(base_model_dir, folder, TRAIN)
+    assert after < 0.6 * before, (before, after)
+
+
+def test_validation_fails_when_every_example_exceeds_cutoff(openai_client, start_worker):
+    client = openai_client
+    long_rows = [{"instruction": "Summarise. " + "word " * 200, "input": "", "output": "ok"}] * 3
+    job = create_job(client, upload(client, long_rows).id, {**FAST_HP, "cutoff_len": 32})
+    start_worker(queues=("io",))  # validation never needs the gpu pool
+    done = wait_done(client, job.id, 180)
+    assert done.status == "failed"
+    assert done.error.param == "training_file" and "cutoff_len=32" in done.error.message
+    assert client.fine_tuning.jobs.checkpoints.list(job.id).data == []
+
+
+def test_bad_hyperparameters_are_422_with_the_field(openai_client):
+    import openai
+
+    f = upload(openai_client, TRAIN)
+    for hp, field in (({"lora_r": -1}, "lora_r"), ({"micro_batch_size": 3, "batch_size": 8}, None),
+                      ({"learning_rate": "fast"}, "learning_rate")):
+        with pytest.raises(openai.UnprocessableEntityError) as err:
+            create_job(openai_client, f.id, hp)
+        body = err.value.body
+        if field:
+            assert body["param"].endswith(field), body
+        else:
+            assert "multiple of micro_batch_size" in body["message"]
+
+
+def test_kill_9_resumes_from_the_last_checkpoint(openai_client, start_worker):
+    client = openai_client
+    job = create_job(client, upload(client, TRAIN * 2).id, {**FAST_HP, "num_epochs": 4, "save_steps": 2})
+    w = start_worker()
+    wait_for(lambda: len(client.fine_tuning.jobs.checkpoints.list(job.id).data) >= 1, 600, 0.5, "a checkpoint")
+    w.kill()
+    step_at_kill = max(c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id).data)
+    start_worker()
+    done = wait_done(client, job.id)
+    assert done.status == "succeeded", done.error
+    events = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=500).data]
+    assert any("lease expired" in m for m in events)
+    assert any(f"Resumed from step {step_at_kill}" in m or "Resumed from step" in m for m in events), events
+    steps = [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id, limit=500).data
+             if e.type == "metrics" and e.data and "train_loss" in e.data]
+    second_attempt = steps[: steps.index(min(steps))] if steps else []
+    assert second_attempt and min(second_attempt) > step_at_kill  # steps continue, not from 0
+
+
+def test_cancel_stops_and_keeps_the_last_checkpoint(openai_client, start_worker):
+    client = openai_client
+    job = create_job(client, upload(client, TRAIN * 4).id, {**FAST_HP, "num_epochs": 20, "save_steps": 1})
+    start_worker()
+    wait_for(lambda: len(client.fine_tuning.jobs.checkpoints.list(job.id).data) >= 1, 600, 0.5, "a checkpoint")
+    client.fine_tuning.jobs.cancel(job.id)
+    done = wait_done(client, job.id, 300)
+    assert done.status == "cancelled"
+    assert client.fine_tuning.jobs.checkpoints.list(job.id).data

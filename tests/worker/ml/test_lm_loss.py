@@ -1,0 +1,62 @@
+"""The label-only loss equals the model's own causal-LM loss; evaluation is token-weighted."""
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from worker.ml.data import collate_micro_batch, load_tokenizer, tokenize_examples
+from worker.ml.lm_loss import causal_lm_loss_sums, evaluate_loss, target_positions
+from worker.ml.records import Example
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llama_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
+    exs = [Example(f"Say {i} words.", "", "word " * (i + 1), line=i) for i in range(5)]
+    return model, tokenize_examples(exs, load_tokenizer(tiny_llama_dir), cutoff_len=64, train_on_inputs=False)
+
+
+def _hf_loss_sum(model, example) -> tuple[float, int]:
+    ids = torch.tensor([example.input_ids])
+    labels = torch.tensor([example.labels])
+    n = int((labels[:, 1:] != -100).sum())
+    with torch.no_grad():
+        return model(input_ids=ids, labels=labels).loss.item() * n, n
+
+
+def test_loss_sums_match_hf_loss_on_padded_batch(tiny):
+    model, exs = tiny
+    batch = collate_micro_batch(exs, pad_id=0)
+    with torch.no_grad():
+        sums = causal_lm_loss_sums(model, batch["input_ids"], batch["targets"], target_positions(batch["targets"]))
+    expected = [_hf_loss_sum(model, ex) for ex in exs]
+    assert sums.count == sum(n for _, n in expected) == batch["n_loss"]
+    assert sums.loss.item() == pytest.approx(sum(s for s, _ in expected), rel=1e-5)
+    assert 0 <= sums.correct.item() <= sums.count
+
+
+def test_loss_chunks_do_not_change_the_result(tiny, monkeypatch):
+    import worker.ml.lm_loss as lm_loss
+
+    model, exs = tiny
+    batch = collate_micro_batch(exs, pad_id=0)
+    pos = target_positions(batch["targets"])
+    with torch.no_grad():
+        whole = causal_lm_loss_sums(model, batch["input_ids"], batch["targets"], pos)
+        monkeypatch.setattr(lm_loss, "LOSS_CHUNK_TOKENS", 7)
+        chunked = causal_lm_loss_sums(model, batch["input_ids"], batch["targets"], pos)
+    assert chunked.loss.item() == pytest.approx(whole.loss.item(), rel=1e-6)
+    assert chunked.correct.item() == whole.correct.item()
+
+
+def test_evaluate_loss_is_token_weighted_and_restores_mode(tiny):
+    model, exs = tiny
+    model.train()
+    res = evaluate_loss(model, exs, micro_batch_size=2, pad_id=0, device=torch.device("cpu"))
+    assert model.training
+    model.eval()
+    expected = [_hf_loss_sum(model, ex) for ex in exs]
+    assert res["tokens"] == sum(n for _, n in expected)
+    assert res["loss"] == pytest.approx(sum(s for s, _ in expected) / res["tokens"], rel=1e-5)
+    assert evaluate_loss(model, [], micro_batch_size=2, pad_id=0, device=torch.device("cpu"))["tokens"] == 0
