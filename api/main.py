@@ -7,14 +7,25 @@ from fastapi import APIRouter, FastAPI
 
 from api.auth_cache import AuthCache
 from api.errors import install_error_handlers
-from api.routes import adapters, files, fine_tuning, health, jobs, models, preflight, users
+from api.routes import (
+    adapters,
+    datasets,
+    files,
+    fine_tuning,
+    generation,
+    health,
+    jobs,
+    models,
+    preflight,
+    users,
+)
 from models.db import make_engine, make_sessionmaker
 from models.settings import Settings, get_settings
 
 
 def build_router() -> APIRouter:
     v1 = APIRouter(prefix="/v1")
-    for module in (users, files, models, jobs, preflight, fine_tuning, adapters):
+    for module in (users, files, models, jobs, preflight, fine_tuning, adapters, generation, datasets):
         v1.include_router(module.router)
     return v1
 

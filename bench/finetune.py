@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
     base = a.base_model or materialise_builtin("smollm2-135m-instruct", DEFAULT_MODELS_DIR)
     train_rows, eval_rows = select_rows(a.data, a.examples, a.eval_examples, a.seed)
-    to_example = lambda i, r: Example(r["instruction"], r.get("input") or "", r["output"], line=i + 1)  # noqa: E731
+    to_example = lambda i, r: Example(r["instruction"], r.get("input") or "", r["output"], line=i + 1)
     train_examples = [to_example(i, r) for i, r in enumerate(train_rows)]
     eval_examples = [to_example(i, r) for i, r in enumerate(eval_rows)]
     hp = FinetuneHyperparameters(batch_size=a.batch, micro_batch_size=a.micro_batch, num_epochs=a.epochs,

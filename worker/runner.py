@@ -190,8 +190,11 @@ def run_job(*, session_factory: sessionmaker[Session], settings: Settings, job_i
         result = handler(ctx)
         if ctx._lost.is_set():
             return "lease_lost"
-        if ctx._stop.is_set() or (result or {}).get("status") in ("cancelled", "paused"):
+        outcome = (result or {}).get("status")
+        if ctx._stop.is_set():
             status = JobStatus.paused if beat.pause_requested else JobStatus.cancelled
+        elif outcome in ("cancelled", "paused"):  # the handler stopped on its own (e.g. a budget cap)
+            status = JobStatus(outcome)
     except JobHandOff as hand_off:
         beat.done.set()
         with session_scope(session_factory) as s:

@@ -44,3 +44,10 @@ def export(job_id: str) -> str:
     from worker.handlers.export import run_export_job
 
     return _run(job_id, run_export_job)
+
+
+@shared_task(name=TASK_NAMES["generation"])
+def generation(job_id: str) -> str:
+    from worker.handlers.generation import run_generation_job
+
+    return _run(job_id, run_generation_job)

@@ -144,11 +144,14 @@ def test_kill_9_resumes_from_the_last_checkpoint(openai_client, start_worker):
     assert done.status == "succeeded", done.error
     events = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=500).data]
     assert any("lease expired" in m for m in events)
-    assert any(f"Resumed from step {step_at_kill}" in m or "Resumed from step" in m for m in events), events
-    steps = [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id, limit=500).data
-             if e.type == "metrics" and e.data and "train_loss" in e.data]
-    second_attempt = steps[: steps.index(min(steps))] if steps else []
-    assert second_attempt and min(second_attempt) > step_at_kill  # steps continue, not from 0
+    resumed = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=500).data
+               if e.message.startswith("Resumed from step")]
+    assert resumed and resumed[0].data["resumed_from_step"] >= step_at_kill, events
+    resumed_at = int(resumed[0].id[3:])
+    after_resume = [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id, limit=500).data
+                    if e.type == "metrics" and "train_loss" in (e.data or {}) and int(e.id[3:]) > resumed_at]
+    # The second attempt continues after the checkpoint: steps do not restart from 1.
+    assert after_resume and min(after_resume) == resumed[0].data["resumed_from_step"] + 1, after_resume
 
 
 def test_cancel_stops_and_keeps_the_last_checkpoint(openai_client, start_worker):

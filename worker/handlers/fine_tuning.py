@@ -69,6 +69,13 @@ def run_fine_tuning_job(ctx: JobContext) -> dict:
                          if k in ("step", "train_loss", "valid_loss", "learning_rate"))
         ctx.emit(f"Step {m['step']}/{m['total_steps']}: {text}", type="metrics", data=m)
 
+    from worker.ml.train_state import latest_checkpoint, read_checkpoint_meta
+
+    latest = latest_checkpoint(ctx.work_dir)
+    if latest is not None:
+        step = read_checkpoint_meta(latest).get("step")
+        ctx.emit(f"Resumed from step {step} (checkpoint {latest.name}) on attempt {ctx.attempt}",
+                 data={"resumed_from_step": step})
     ctx.emit(f"Training {name} on {len(train)} examples")
     out = train_lora(base_model_dir=model_dir, train_examples=train, val_examples=val, hp=hp, out_dir=ctx.work_dir,
                      device=ctx.settings.device, on_step=on_step,

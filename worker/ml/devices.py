@@ -3,8 +3,9 @@
 CPU: fp32 master weights for everything trainable, bf16 autocast when the CPU has native bf16
 (AVX512-BF16 / AMX), and the frozen linear weights stored in bf16 (autocast would cast them to
 bf16 at every call anyway; storing them once saves the casts, and the values are identical).
-CUDA: bf16 (or fp16 with a grad scaler), optional 8-bit / 4-bit loading through bitsandbytes and
-gradient checkpointing. bitsandbytes is only ever imported on the CUDA path.
+CUDA: frozen base in bf16 (or fp16 with a grad scaler), LoRA weights in fp32, optional 8-bit /
+4-bit loading through bitsandbytes and gradient checkpointing. bitsandbytes is only ever imported
+on the CUDA path (through transformers' ``BitsAndBytesConfig``).
 """
 from __future__ import annotations
 
@@ -77,27 +78,34 @@ def quantization_config(hp: FinetuneHyperparameters, device: torch.device) -> An
 
 
 def load_base_for_training(base_model_dir: Path, hp: FinetuneHyperparameters, precision: TrainPrecision):
-    """The frozen base model on its device, ready for ``get_peft_model``."""
+    """The frozen base model on its device, ready for ``get_peft_model``.
+
+    CPU: fp32, then the decoder's linear weights cast to the autocast dtype. CUDA: loaded straight
+    in the half dtype onto the GPU (or quantized by bitsandbytes), so a 7B model never sits in fp32.
+    """
     from transformers import AutoModelForCausalLM
 
     quant = quantization_config(hp, precision.device)
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    on_cuda = precision.device.type == "cuda"
+    kwargs: dict[str, Any] = {"dtype": precision.frozen_dtype if on_cuda else torch.float32}
+    if on_cuda:
+        kwargs["device_map"] = {"": precision.device.index or 0}
     if quant is not None:
-        kwargs.update(quantization_config=quant, device_map={"": precision.device.index or 0},
-                      dtype=precision.autocast_dtype or torch.float16)
+        kwargs["quantization_config"] = quant
     model = AutoModelForCausalLM.from_pretrained(str(base_model_dir), **kwargs)
     model.config.use_cache = False
     if quant is not None:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=hp.gradient_checkpointing)
-    else:
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=hp.gradient_checkpointing,
+                                               gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.requires_grad_(False)
+    if not on_cuda:
         model.to(precision.device)
-        model.requires_grad_(False)
         cast_frozen_linear_weights(model, precision.frozen_dtype)
-        if hp.gradient_checkpointing and precision.device.type == "cuda":
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            model.enable_input_require_grads()
+    if hp.gradient_checkpointing and on_cuda:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
     return model
 
 

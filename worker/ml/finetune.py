@@ -35,7 +35,13 @@ from worker.ml.devices import TrainPrecision, choose_precision, load_base_for_tr
 from worker.ml.lm_loss import causal_lm_loss_sums, evaluate_loss, target_positions
 from worker.ml.records import Example
 from worker.ml.schedules import checkpoint_steps, effective_warmup_steps, lr_factor
-from worker.ml.train_state import capture_rng_state, latest_checkpoint, load_checkpoint, save_checkpoint
+from worker.ml.train_state import (
+    capture_rng_state,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_stale_temp_dirs,
+    save_checkpoint,
+)
 
 ADAPTER_DIR = "adapter"
 PROBE_TOKENS = 64
@@ -111,6 +117,7 @@ def train_lora(
 
     # --- resume
     step, tokens, metrics, resumed_from = 0, 0, {}, None
+    remove_stale_temp_dirs(out_dir)
     latest = latest_checkpoint(out_dir)
     if latest is not None:
         meta = load_checkpoint(latest, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)

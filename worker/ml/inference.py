@@ -15,7 +15,7 @@ Not thread-safe: one thread owns an engine (the serving batcher, or a Celery tas
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -106,6 +106,7 @@ class InferenceEngine:
         self.model = AutoModelForCausalLM.from_pretrained(self.base_model_dir, dtype=self.dtype)
         self.model.to(self.device).eval()
         self.adapters = AdapterCache(self.model, adapter_cache_bytes)
+        self._lora_layers: tuple[int, list[torch.nn.Module]] = (0, [])  # (adapter loads seen, LoRA layers)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
@@ -157,14 +158,14 @@ class InferenceEngine:
         if self.adapters.peft_model is None:
             if any(n != BASE_ADAPTER for n in names):
                 raise RuntimeError("adapter rows without a loaded adapter")
-            with nullcontext():
-                yield
+            yield
             return
-        from peft.tuners.lora import LoraLayer
+        if self._lora_layers[0] != self.adapters.loads:  # adapters were loaded: find the LoRA layers again
+            from peft.tuners.lora import LoraLayer
 
+            self._lora_layers = (self.adapters.loads, [m for m in self.model.modules() if isinstance(m, LoraLayer)])
         hook = partial(_inject_adapter_names, names=list(names))
-        handles = [m.register_forward_pre_hook(hook, with_kwargs=True)
-                   for m in self.model.modules() if isinstance(m, LoraLayer)]
+        handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in self._lora_layers[1]]
         try:
             yield
         finally:

@@ -76,6 +76,15 @@ def save_checkpoint(
         raise
 
 
+def remove_stale_temp_dirs(out_dir: Path) -> None:
+    """Delete half-written ``.tmp-*`` folders left by a killed process (call before training starts)."""
+    for parent in (Path(out_dir), checkpoints_root(out_dir)):
+        if parent.is_dir():
+            for child in parent.glob(".tmp-*"):
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+
+
 def list_checkpoints(out_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest first (temporary directories are ignored)."""
     root = checkpoints_root(out_dir)

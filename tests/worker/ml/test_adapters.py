@@ -5,8 +5,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from worker.ml.adapters import (build_lora_model, load_adapter_model, load_adapter_weights, merge_adapter,
-                                save_adapter, verify_adapter_files)
+from worker.ml.adapters import (
+    build_lora_model,
+    load_adapter_model,
+    load_adapter_weights,
+    merge_adapter,
+    save_adapter,
+    verify_adapter_files,
+)
 from worker.ml.configs import FinetuneHyperparameters
 
 IDS = torch.tensor([[1, 5, 9, 200, 17, 33, 4]])

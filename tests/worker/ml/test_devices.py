@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from worker.ml.configs import FinetuneHyperparameters
-from worker.ml.devices import cast_frozen_linear_weights, choose_precision, quantization_config, resolve_device
+from worker.ml.devices import (
+    cast_frozen_linear_weights,
+    choose_precision,
+    quantization_config,
+    resolve_device,
+)
 
 
 def test_cpu_precisions():

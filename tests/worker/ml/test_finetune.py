@@ -24,8 +24,8 @@ def _examples(n: int = 24) -> list[Example]:
 
 
 def _hp(**overrides) -> FinetuneHyperparameters:
-    base = dict(batch_size=8, micro_batch_size=4, num_epochs=2, learning_rate=1e-2, warmup_steps=1,
-                lora_dropout=0.1, val_set_size=0)
+    base = {"batch_size": 8, "micro_batch_size": 4, "num_epochs": 2, "learning_rate": 1e-2, "warmup_steps": 1,
+            "lora_dropout": 0.1, "val_set_size": 0}
     return FinetuneHyperparameters(**{**base, **overrides})
 
 
@@ -144,9 +144,8 @@ def test_real_base_model_learns_its_training_prompts(base_model_dir, tmp_path):
     from worker.ml.lm_loss import evaluate_loss
 
     exs = [Example(f"What is the secret code of box {i}?", "", f"The secret code of box {i} is ZEBRA-{i * 7}.",
-                   line=i + 1) for i in range(8)]
-    hp = FinetuneHyperparameters(batch_size=8, micro_batch_size=4, num_epochs=8, learning_rate=2e-3,
-                                 warmup_steps=1, lora_target_modules="all-linear")
+                   line=i + 1) for i in range(4)]
+    hp = FinetuneHyperparameters(batch_size=4, micro_batch_size=4, num_epochs=8, learning_rate=1e-2, warmup_steps=1)
     res = train_lora(base_model_dir=base_model_dir, train_examples=exs, val_examples=None, hp=hp, out_dir=tmp_path)
     assert res["status"] == "succeeded"
 
@@ -155,4 +154,4 @@ def test_real_base_model_learns_its_training_prompts(base_model_dir, tmp_path):
     before = evaluate_loss(base, tokenized, micro_batch_size=4, pad_id=2, device=torch.device("cpu"))["loss"]
     tuned = PeftModel.from_pretrained(base, res["adapter_dir"])  # plain peft loads it
     after = evaluate_loss(tuned, tokenized, micro_batch_size=4, pad_id=2, device=torch.device("cpu"))["loss"]
-    assert after < 0.5 * before
+    assert after < 0.25 * before

@@ -37,7 +37,7 @@ def test_loss_sums_match_hf_loss_on_padded_batch(tiny):
 
 
 def test_loss_chunks_do_not_change_the_result(tiny, monkeypatch):
-    import worker.ml.lm_loss as lm_loss
+    from worker.ml import lm_loss
 
     model, exs = tiny
     batch = collate_micro_batch(exs, pad_id=0)

@@ -7,8 +7,15 @@ from transformers import AutoModelForCausalLM
 
 from worker.ml.adapters import build_lora_model
 from worker.ml.configs import FinetuneHyperparameters
-from worker.ml.train_state import (capture_rng_state, checkpoint_path, latest_checkpoint, list_checkpoints,
-                                   load_checkpoint, read_checkpoint_meta, save_checkpoint)
+from worker.ml.train_state import (
+    capture_rng_state,
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    read_checkpoint_meta,
+    save_checkpoint,
+)
 
 
 def _setup(model_dir):
@@ -71,3 +78,13 @@ def test_failed_save_leaves_no_directory(tiny_llama_dir, tmp_path):
         save_checkpoint(tmp_path, 3, model=model, optimizer=opt, scheduler=sched, rng_state=capture_rng_state(),
                         meta={"bad": object()})
     assert list((tmp_path / "checkpoints").iterdir()) == []
+
+
+def test_stale_temp_dirs_of_a_killed_run_are_removed(tmp_path):
+    from worker.ml.train_state import remove_stale_temp_dirs
+
+    (tmp_path / "checkpoints" / ".tmp-step-4-dead").mkdir(parents=True)
+    (tmp_path / ".tmp-adapter-dead").mkdir()
+    (tmp_path / "checkpoints" / "step-2").mkdir()
+    remove_stale_temp_dirs(tmp_path)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["checkpoints", "step-2"]
