@@ -9,6 +9,7 @@ from api.auth_cache import AuthCache
 from api.errors import install_error_handlers
 from api.routes import (
     adapters,
+    chat,
     datasets,
     files,
     fine_tuning,
@@ -25,7 +26,7 @@ from models.settings import Settings, get_settings
 
 def build_router() -> APIRouter:
     v1 = APIRouter(prefix="/v1")
-    for module in (users, files, models, jobs, preflight, fine_tuning, adapters, generation, datasets):
+    for module in (users, files, models, jobs, preflight, fine_tuning, adapters, generation, datasets, chat):
         v1.include_router(module.router)
     return v1
 

@@ -77,6 +77,24 @@ def cmd_api(args) -> int:
     return 0
 
 
+def serve_command(port: int, base_model: str, host: str = "127.0.0.1") -> list[str]:
+    return [sys.executable, "-m", "lorafleet_cli.main", "serve", "--host", host, "--port", str(port),
+            "--base-model", base_model]
+
+
+def cmd_serve(args) -> int:
+    """The inference server for one base model (internal; the API proxies chat/completions to it)."""
+    _apply_env(args)
+    import uvicorn
+
+    from models.settings import get_settings
+    from worker.serving.service import create_service_app
+
+    uvicorn.run(create_service_app(get_settings(), args.base_model), host=args.host, port=args.port,
+                log_level="warning", access_log=False)
+    return 0
+
+
 def cmd_up(args) -> int:
     """Everything in one command: migrate, bootstrap an admin, start workers, serve the API."""
     _apply_env(args)
@@ -90,7 +108,11 @@ def cmd_up(args) -> int:
     key_file = ensure_admin(settings)
     print(f"lorafleet: data dir {settings.data_dir} ({'embedded SQLite + SQLAlchemy broker' if settings.embedded else 'Postgres + Redis'})")
     print(f"lorafleet: admin API key in {key_file}")
+    serve_port = args.port + 1
+    os.environ.setdefault("LORAFLEET_INFERENCE_URL", f"http://127.0.0.1:{serve_port}")
+    get_settings.cache_clear()
     children = [
+        subprocess.Popen(serve_command(serve_port, args.base_model), start_new_session=True),
         subprocess.Popen(worker_command(queue_name(settings, "gpu"), 1, "WARNING"), start_new_session=True),
         subprocess.Popen(worker_command(queue_name(settings, "io"), 2, "WARNING"), start_new_session=True),
     ]
@@ -135,8 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = with_data_dir(sub.add_parser("up", help="API + workers on one machine (SQLite + embedded broker by default)"))
     up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--port", type=int, default=8000, help="API port; the inference server takes the next one")
+    up.add_argument("--base-model", default="smollm2-135m-instruct", help="base model the inference server serves")
     up.set_defaults(func=cmd_up)
+
+    sv = with_data_dir(sub.add_parser("serve", help="the inference server for one base model (internal)"))
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8001)
+    sv.add_argument("--base-model", default="smollm2-135m-instruct")
+    sv.set_defaults(func=cmd_serve)
 
     api = with_data_dir(sub.add_parser("api", help="serve the HTTP API (production)"))
     api.add_argument("--host", default="0.0.0.0")

@@ -27,7 +27,13 @@ def service_env(pg_database, tmp_path_factory, models_cache):
     cached = models_cache / "smollm2-135m-instruct"
     if cached.exists():  # reuse the converted base model instead of converting it again
         (models_dir / "smollm2-135m-instruct").symlink_to(cached)
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        serve_port = sock.getsockname()[1]
     env = {
+        "LORAFLEET_INFERENCE_URL": f"http://127.0.0.1:{serve_port}",
         "DATABASE_URL": pg_database,
         "REDIS_URL": REDIS,
         "LORAFLEET_DATA_DIR": str(data_dir),
@@ -181,3 +187,33 @@ def openai_client(live_api, make_user):
     user_id, headers = make_user()
     key = headers["Authorization"].split(" ", 1)[1]
     return openai.OpenAI(base_url=f"{live_api.url}/v1", api_key=key, max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def inference_server(service_env, tmp_path_factory):
+    """`lorafleet serve` (the internal inference server) for this session, on the base model."""
+    import httpx
+
+    port = service_env["LORAFLEET_INFERENCE_URL"].rsplit(":", 1)[1]
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    out = open(log, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "lorafleet_cli.main", "serve", "--port", port],
+                            cwd=ROOT, env={**os.environ, **service_env}, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+    def up():
+        if proc.poll() is not None:
+            raise AssertionError(log.read_text())
+        try:
+            return httpx.get(f"{service_env['LORAFLEET_INFERENCE_URL']}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 180, 0.5, "the inference server")
+    yield service_env["LORAFLEET_INFERENCE_URL"]
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    out.close()

@@ -75,14 +75,16 @@ class RoundReporter:
         self.ctx, self.cfg = ctx, cfg
         self.tokens, self.t0 = 0, time.monotonic()
 
+    def tokens_per_s(self) -> float:
+        """Teacher tokens per second in this attempt (replayed rounds cost no time and count no tokens)."""
+        return round(self.tokens / max(time.monotonic() - self.t0, 1e-6), 2)
+
     def __call__(self, ev: dict) -> None:
         self.tokens += ev["prompt_tokens"] + ev["completion_tokens"]
         self.ctx.emit(round_message(ev), type="metrics", data=ev)
-        elapsed = max(time.monotonic() - self.t0, 1e-6)
         self.ctx.report_progress(step=min(ev["n_instructions"], self.cfg.num_instructions),
                                  total=self.cfg.num_instructions, tokens=self.tokens,
-                                 tokens_per_s=round(self.tokens / elapsed, 2), n_kept=ev["n_kept"],
-                                 cost_usd=ev["total_cost_usd"])
+                                 tokens_per_s=self.tokens_per_s(), n_kept=ev["n_kept"], cost_usd=ev["total_cost_usd"])
 
 
 def run_exclusively(ctx: JobContext, **kwargs) -> dict:
@@ -107,9 +109,10 @@ def run_generation_job(ctx: JobContext) -> dict:
     where = cfg.teacher.base_url or "the OpenAI API"
     ctx.emit(f"Generating {cfg.num_instructions} instructions ({cfg.method}) from {len(seeds)} seed tasks with "
              f"teacher {cfg.teacher.model} at {where}", data={"n_seed_tasks": len(seeds), "method": cfg.method})
+    reporter = RoundReporter(ctx, cfg)
     try:
         out = run_exclusively(ctx, cfg=cfg, seed_tasks=seeds, teacher=teacher, work_dir=ctx.work_dir,
-                              on_event=RoundReporter(ctx, cfg), should_stop=ctx.should_stop)
+                              on_event=reporter, should_stop=ctx.should_stop)
     except TeacherConfigError as exc:
         raise JobFailed("teacher_error", f"the teacher refused the job: {exc}", "teacher") from None
     except TeacherUnavailableError as exc:
@@ -121,7 +124,8 @@ def run_generation_job(ctx: JobContext) -> dict:
         upsert_job_usage(session=s, owner_id=ctx.owner_id, job_id=ctx.job_id, kind=JobKind.generation.value,
                          tokens=out["tokens"]["total"], cost_usd=out["cost_usd"])
     ctx.report_progress(step=min(out["n_instructions"], cfg.num_instructions), total=cfg.num_instructions,
-                        tokens=out["tokens"]["total"], force=True, n_kept=out["n_kept"], cost_usd=out["cost_usd"])
+                        tokens=out["tokens"]["total"], tokens_per_s=reporter.tokens_per_s(), force=True,
+                        n_kept=out["n_kept"], cost_usd=out["cost_usd"])
     if out["status"] == "paused_budget":
         ctx.emit(f"Paused: the budget cap of ${cfg.budget_usd:.4f} would be exceeded by the next teacher requests "
                  f"(spent ${out['cost_usd']:.4f} so far). Resume with a higher budget_usd to continue; nothing "

@@ -42,6 +42,14 @@ def read_adapter_template(adapter_dir: Path) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def write_adapter_template(adapter_dir: Path, prompt_template: str) -> None:
+    """Record the prompt template an adapter was trained with (for the fine-tune engine to call)."""
+    meta = Path(adapter_dir) / ADAPTER_META_FILE
+    data = json.loads(meta.read_text()) if meta.is_file() else {}
+    data["prompt_template"] = prompt_template
+    meta.write_text(json.dumps(data, indent=2) + "\n")
+
+
 class AdapterCache:
     """Owns the PEFT wrapper around ``base_model``; ``model`` is what the engine runs."""
 

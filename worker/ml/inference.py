@@ -101,6 +101,7 @@ class InferenceEngine:
         self.dtype = resolve_dtype(dtype, self.device)
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.prefill_group_min_tokens = 512  # a prefill group is split off only past this many real tokens
         self.tokenizer = AutoTokenizer.from_pretrained(self.base_model_dir)
         self.tokenizer.padding_side = "left"
         self.model = AutoModelForCausalLM.from_pretrained(self.base_model_dir, dtype=self.dtype)
@@ -217,11 +218,11 @@ class InferenceEngine:
         return rows
 
     def _buckets(self, rows: list[_Row]) -> Iterator[list[_Row]]:
-        """Length-sorted buckets bounded by rows and by padded prompt tokens."""
+        """Length-sorted buckets bounded by rows and by KV-cache tokens (padded prompt + new tokens)."""
         bucket: list[_Row] = []
         for row in sorted(rows, key=lambda r: len(r.prompt_ids)):
-            longest = max([len(row.prompt_ids)] + [len(r.prompt_ids) for r in bucket])
-            if bucket and (len(bucket) >= self.max_batch_size or longest * (len(bucket) + 1) > self.max_batch_tokens):
+            span = len(row.prompt_ids) + max([row.request.max_new_tokens] + [r.request.max_new_tokens for r in bucket])
+            if bucket and (len(bucket) >= self.max_batch_size or span * (len(bucket) + 1) > self.max_batch_tokens):
                 yield bucket
                 bucket = []
             bucket.append(row)
@@ -270,7 +271,7 @@ class InferenceEngine:
         from transformers import DynamicCache
 
         parts = []
-        for group in _prefill_groups(rows):
+        for group in _prefill_groups(rows, self.prefill_group_min_tokens):
             width = len(group[-1].prompt_ids)
             ids = torch.full((len(group), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(group), width), dtype=torch.long)

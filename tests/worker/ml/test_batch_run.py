@@ -95,3 +95,23 @@ def test_eval_marks_an_unreadable_adapter(tiny_engine, targets, tmp_path):
     report = run_eval(tiny_engine, [Example("Say hi.", "", "hi")], [targets["base"], broken], ["rouge_l"],
                       sampling=SamplingParams(max_new_tokens=3))
     assert report["models"][1]["errors"] == 1 and report["models"][0]["errors"] == 0
+
+
+@pytest.mark.slow
+def test_eval_user_oriented_rows_base_vs_adapter(base_model_dir, shared_data, tmp_path):
+    from worker.ml.inference import InferenceEngine
+    from worker.ml.records import parse_eval_file
+
+    parsed = parse_eval_file((shared_data / "user_oriented_instructions.jsonl").read_bytes())
+    examples = parsed.records[:6]  # the 20-row job runs in the integration suite
+    adapter = helpers.make_random_adapter(base_model_dir, tmp_path / "ft", seed=5, r=8, scale=0.05)
+    engine = InferenceEngine(base_model_dir)
+    report = run_eval(engine, examples, [ModelTarget("base", None), ModelTarget("ft", adapter)],
+                      ["rouge_l", "exact_match", "reference_loss"], sampling=SamplingParams(max_new_tokens=12),
+                      batch_size=12)
+    assert [m["examples"] for m in report["models"]] == [6, 6]
+    for model in report["models"]:
+        assert 0 < model["scores"]["rouge_l"] < 1 and model["errors"] == 0
+        assert 0 < model["scores"]["reference_loss"] < 20
+    assert report["models"][0]["scores"] != report["models"][1]["scores"]
+    assert all(set(row["outputs"]) == {"base", "ft"} for row in report["examples"])

@@ -155,3 +155,32 @@ def test_rows_are_reported_as_they_finish_and_can_be_cancelled(tiny_engine):
     assert results[0].completion_tokens == 2 and results[1].completion_tokens == 9
     assert results[2].finish_reason == "stop" and results[2].completion_tokens < 9
     assert sorted(e for e in events if e[0] == "done") == [("done", 0), ("done", 1), ("done", 2)]
+
+
+def test_buckets_are_length_sorted_and_bounded(tiny_llama_dir):
+    engine = InferenceEngine(tiny_llama_dir, device="cpu", dtype="float32", max_batch_size=3, max_batch_tokens=200)
+    prompts = ["word " * n for n in (30, 2, 9, 5, 17, 1, 3)]
+    requests = [GenerationRequest(prompt=p, max_new_tokens=4) for p in prompts]
+    rows = engine._prepare(requests, [None] * len(requests))
+    buckets = [[len(r.prompt_ids) for r in b] for b in engine._buckets(rows)]
+    flat = [n for b in buckets for n in b]
+    assert flat == sorted(flat) and all(len(b) <= 3 for b in buckets)
+    assert all((max(b) + 4) * len(b) <= 200 or len(b) == 1 for b in buckets)
+    results = engine.generate(requests)  # several buckets, same answers as one at a time
+    assert [r.text for r in results] == [engine.generate([q])[0].text for q in requests]
+
+
+def test_grouped_prefill_with_merged_caches_matches_reference(tiny_llama_dir, tiny_adapters):
+    engine = InferenceEngine(tiny_llama_dir, device="cpu", dtype="float32")
+    engine.prefill_group_min_tokens = 4  # split prompts of different lengths into several prefills
+    prompts = ["Hi", "Hello there", "word " * 40, "The capital of France is a city that " * 6]
+    adapters = [None, tiny_adapters["A"], tiny_adapters["B"], tiny_adapters["A"]]
+    requests = [GenerationRequest(prompt=p, adapter_dir=a, max_new_tokens=8) for p, a in zip(prompts, adapters)]
+    rows = engine._prepare(requests, [None] * 4)
+    from worker.ml.inference import _prefill_groups
+
+    assert len(_prefill_groups(sorted(rows, key=lambda r: len(r.prompt_ids)), 4)) > 1
+    results = engine.generate(requests)
+    models = {a: reference_model(tiny_llama_dir, a) for a in set(adapters)}
+    for req, res in zip(requests, results):
+        assert res.text == reference_generate(tiny_llama_dir, req.adapter_dir, req.prompt, 8, models[req.adapter_dir])

@@ -1,0 +1,33 @@
+"""lorafleet's eval jobs: score several models on one eval set, outputs side by side."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.schemas.batches import Precision
+from worker.ml.configs import EvalMetric, SamplingParams
+
+
+class EvalJobCreate(BaseModel):
+    """``POST /v1/evals/jobs``: score models on an eval set (``models`` and/or a ``fine_tuning_job``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    eval_file: str = Field(min_length=1, description="a file with purpose 'evals'")
+    models: list[str] = Field(default_factory=list, max_length=64,
+                              description="base models, adapters, 'adapter:ckpt-step-N'")
+    fine_tuning_job: str | None = Field(None, description="adds its base model, every checkpoint and its adapter")
+    metrics: list[EvalMetric] = Field(default_factory=lambda: ["rouge_l", "exact_match"], min_length=1)
+    sampling: SamplingParams = Field(default_factory=SamplingParams)
+    limit: int | None = Field(None, ge=1, description="score only the first N rows")
+    batch_size: int = Field(16, ge=1, le=1024, description="rows generated together")
+    precision: Precision = "auto"
+    metadata: dict[str, str] | None = Field(None, max_length=16)
+
+    @model_validator(mode="after")
+    def _some_model(self):
+        if not self.models and not self.fine_tuning_job:
+            raise ValueError("give 'models', 'fine_tuning_job', or both")
+        if "judge" in self.metrics:
+            raise ValueError("the 'judge' metric is not available yet; use rouge_l, exact_match, reference_loss")
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError("metrics repeat")
+        return self

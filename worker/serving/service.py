@@ -1,0 +1,34 @@
+"""The inference server as lorafleet runs it: one base model, adapters resolved from the database.
+
+``lorafleet serve --base-model NAME --port P`` builds this app. It listens on an internal address;
+the API authenticates users, checks they own the model they name, and proxies to it. Requests from
+all users arrive here and share the dynamic batcher (one engine, rows of different adapters in
+one batch).
+"""
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from models.db import make_engine, make_sessionmaker, session_scope
+from models.settings import Settings
+from worker.ml.generation_types import ModelTarget
+from worker.model_resolver import resolve_target
+from worker.resources import resolve_base_model_dir
+
+
+def create_service_app(settings: Settings, base_model: str) -> FastAPI:
+    from worker.ml.inference import InferenceEngine
+    from worker.serving.app import create_serving_app
+
+    factory = make_sessionmaker(make_engine(settings.sqlalchemy_url))
+    with session_scope(factory) as s:
+        model_dir = resolve_base_model_dir(s, settings, base_model)
+
+    def resolve_model(name: str) -> ModelTarget:
+        with session_scope(factory) as s:
+            base, target = resolve_target(s, name, owner_id=None)
+        if base != base_model:
+            raise LookupError(f"{name} runs on {base}; this server serves {base_model}")
+        return target
+
+    return create_serving_app(lambda: InferenceEngine(model_dir, device=settings.device), resolve_model)
