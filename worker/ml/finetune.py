@@ -61,6 +61,12 @@ class _Window:
         self.loss, self.correct = self.loss + loss, self.correct + correct
         self.count, self.tokens = self.count + count, self.tokens + tokens
 
+    def metrics(self) -> dict:
+        """Token-weighted loss and accuracy of the window, and its token rate (reads the tensors)."""
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        return {"train_loss": float(self.loss) / self.count, "train_mean_token_accuracy": float(self.correct) / self.count,
+                "tokens_per_s": round(self.tokens / elapsed, 2)}
+
 
 def prepare_examples(examples: list[Example], tokenizer: Any, hp: FinetuneHyperparameters) -> list[TokenizedExample]:
     """Tokenize with the job's template and mask; drop examples with nothing to learn from."""
@@ -81,7 +87,13 @@ def train_lora(
     on_checkpoint: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict:
-    """Train a LoRA adapter; write checkpoints and ``out_dir/adapter``. See the module docstring."""
+    """Train a LoRA adapter; write checkpoints and ``out_dir/adapter``. See the module docstring.
+
+    ``val_examples=None`` splits ``hp.val_set_size`` off ``train_examples`` (seeded); a list (even
+    empty) is used as given. ``should_stop`` is polled before every micro-batch: when it returns
+    True the partial step is dropped, a checkpoint of the last finished step is written (unless
+    that step already has one, or no step finished) and the result has status "cancelled".
+    """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,14 +128,15 @@ def train_lora(
     head_weight = _frozen_head_weight(model, precision)
 
     # --- resume
-    step, tokens, metrics, resumed_from = 0, 0, {}, None
+    step, tokens, metrics, resumed_from, last_saved = 0, 0, {}, None, 0
     remove_stale_temp_dirs(out_dir)
     latest = latest_checkpoint(out_dir)
     if latest is not None:
         meta = load_checkpoint(latest, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
         if meta.get("fingerprint") != fingerprint:
             raise ValueError(f"{latest} belongs to a different run (data or batching changed); use a new out_dir")
-        step, tokens, metrics, resumed_from = meta["step"], meta["tokens"], meta.get("metrics", {}), meta["step"]
+        step, tokens, metrics = meta["step"], meta["tokens"], meta.get("metrics", {})
+        resumed_from = last_saved = step
 
     def checkpoint(at_step: int, rng_state: dict) -> None:
         meta = {"tokens": tokens, "total_steps": plan.total_steps, "metrics": metrics, "fingerprint": fingerprint}
@@ -159,7 +172,7 @@ def train_lora(
         for batch in batches:
             if should_stop is not None and should_stop():
                 optimizer.zero_grad(set_to_none=True)
-                if step > 0:
+                if step > 0 and step != last_saved:
                     checkpoint(step, boundary_rng)
                 return result("cancelled")
             sums = _micro_step(model, batch, precision, head_weight, step_loss_count, scaler)
@@ -171,11 +184,8 @@ def train_lora(
 
         is_eval = bool(val) and ((hp.eval_steps and step % hp.eval_steps == 0) or step in save_at)
         if step % hp.logging_steps == 0 or is_eval or step == plan.total_steps:
-            elapsed = max(time.perf_counter() - window.started, 1e-9)
-            metrics = {"step": step, "total_steps": plan.total_steps, "train_loss": float(window.loss) / window.count,
-                       "train_mean_token_accuracy": float(window.correct) / window.count,
-                       "learning_rate": learning_rate, "tokens": tokens,
-                       "tokens_per_s": round(window.tokens / elapsed, 2), "epoch": step / plan.steps_per_epoch}
+            metrics = {"step": step, "total_steps": plan.total_steps, **window.metrics(), "learning_rate": learning_rate,
+                       "tokens": tokens, "epoch": step / plan.steps_per_epoch}
             if is_eval:
                 metrics.update(evaluate())
             if on_step:
@@ -183,6 +193,7 @@ def train_lora(
             window = _Window()
         if step in save_at:
             checkpoint(step, capture_rng_state())
+            last_saved = step
             window.started = time.perf_counter()
 
     # --- save

@@ -89,6 +89,25 @@ def test_rerun_of_a_finished_run_does_not_train_again(tiny_llama_dir, tmp_path):
     assert again["status"] == "succeeded" and again["resumed_from_step"] == first["steps"] and steps == []
 
 
+def test_cancel_checkpoints_the_last_finished_step_once(tiny_llama_dir, tmp_path):
+    saved: list[int] = []
+    calls = {"n": 0}
+
+    def stop(limit: int) -> bool:
+        calls["n"] += 1
+        return calls["n"] >= limit
+
+    hp = _hp(num_epochs=3, save_steps=2)
+    res, _ = _train(tiny_llama_dir, tmp_path / "a", hp, should_stop=lambda: stop(6),
+                    on_checkpoint=lambda c: saved.append(c["step"]))
+    assert res["status"] == "cancelled" and res["steps"] == 2 and saved == [2]  # step 2 was saved already
+    calls["n"] = 0
+    res, _ = _train(tiny_llama_dir, tmp_path / "b", hp, should_stop=lambda: stop(8),
+                    on_checkpoint=lambda c: saved.append(c["step"]))
+    assert res["steps"] == 3 and saved == [2, 2, 3]
+    assert [p.name for p in list_checkpoints(tmp_path / "b")] == ["step-2", "step-3"]
+
+
 def test_cancel_before_the_first_step_leaves_no_checkpoint(tiny_llama_dir, tmp_path):
     res, steps = _train(tiny_llama_dir, tmp_path, _hp(), should_stop=lambda: True)
     assert res["status"] == "cancelled" and res["steps"] == 0 and res["adapter_dir"] is None

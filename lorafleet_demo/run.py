@@ -1,0 +1,201 @@
+"""`lorafleet demo`: the whole story on the embedded default, on CPU, in a few minutes.
+
+It starts a private lorafleet (`lorafleet up` on SQLite + the embedded broker), then over HTTP:
+1. a self-instruct job (Alpaca one-call method) from the shipped seed tasks, with lorafleet's own
+   `/v1/chat/completions` (the base model) as the teacher;
+2. a fine-tuning job on the generated rows plus a slice of the shipped Alpaca-format demo file;
+3. an eval job: base model vs the new adapter on held-out demo rows;
+and prints the score table and where to look. Re-running it reuses the jobs that already succeeded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+BASE = "smollm2-135m-instruct"
+DEMO_DATA = Path(__file__).parent / "demo_alpaca.json"
+HELD_OUT = 12
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class Demo:
+    def __init__(self, data_dir: Path, port: int):
+        self.data_dir, self.port = data_dir, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.state_file = data_dir / "demo_state.json"
+        self.state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        self.proc: subprocess.Popen | None = None
+        self.http = httpx.Client(base_url=self.url, timeout=120)
+
+    def save(self) -> None:
+        self.state_file.write_text(json.dumps(self.state, indent=1))
+
+    # --- the instance
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        log = open(self.data_dir / "demo-server.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "lorafleet_cli.main", "up", "--data-dir",
+                                      str(self.data_dir), "--port", str(self.port)], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"lorafleet up exited; see {self.data_dir / 'demo-server.log'}")
+            try:
+                if self.http.get("/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        admin = {"Authorization": f"Bearer {(self.data_dir / 'admin.key').read_text().strip()}"}
+        if "api_key" not in self.state:
+            r = self.http.post("/v1/users", headers=admin, json={"name": f"demo-{int(time.time())}"})
+            r.raise_for_status()
+            self.state["api_key"] = r.json()["api_key"]
+            self.save()
+        self.http.headers["Authorization"] = f"Bearer {self.state['api_key']}"
+        say(f"      API {self.url}/v1 — data dir {self.data_dir}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    # --- jobs
+    def follow(self, job_id: str, show=lambda ev: True) -> dict:
+        """Print the job's events as they come; return the finished job."""
+        after = None
+        while True:
+            params = {"order": "asc", "limit": 100, **({"after": after} if after else {})}
+            page = self.http.get(f"/v1/jobs/{job_id}/events", params=params).json()
+            for ev in page["data"]:
+                after = ev["id"]
+                if show(ev):
+                    say(f"      {ev['message']}")
+            job = self.http.get(f"/v1/jobs/{job_id}").json()
+            if job["status"] in ("succeeded", "failed", "cancelled", "paused") and not page["has_more"]:
+                return job
+            time.sleep(1.0)
+
+    def reuse(self, key: str) -> dict | None:
+        job_id = self.state.get(key)
+        if not job_id:
+            return None
+        job = self.http.get(f"/v1/jobs/{job_id}")
+        if job.status_code == 200 and job.json()["status"] == "succeeded":
+            say(f"      reusing {key} {job_id} (already succeeded)")
+            return job.json()
+        return None
+
+    def upload(self, rows: list[dict], purpose: str, name: str) -> str:
+        content = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+        r = self.http.post("/v1/files", files={"file": (name, content)}, data={"purpose": purpose})
+        r.raise_for_status()
+        return r.json()["id"]
+
+    def generate(self) -> list[dict]:
+        job = self.reuse("generation_job")
+        if job is None:
+            body = {"method": "alpaca", "num_instructions": 8, "request_batch_size": 2, "max_rounds": 2,
+                    "teacher": {"base_url": f"{self.url}/v1", "model": BASE, "api": "chat",
+                                "api_key": self.state["api_key"], "max_tokens": 200, "max_concurrency": 2}}
+            r = self.http.post("/v1/generation/jobs", json=body)
+            r.raise_for_status()
+            self.state["generation_job"] = r.json()["id"]
+            self.save()
+            job = self.follow(r.json()["id"], lambda ev: ev["type"] == "metrics" or "Job" in ev["message"])
+        result = job.get("result") or {}
+        if job["status"] != "succeeded" or not result.get("training_file"):
+            say(f"      generation ended {job['status']}; continuing with the demo file only")
+            return []
+        content = self.http.get(f"/v1/files/{result['training_file']}/content").text
+        rows = [json.loads(line) for line in content.splitlines() if line.strip()]
+        say(f"      kept {len(rows)} generated examples (a 135M teacher writes few usable tasks; the "
+            f"machinery is the point)")
+        return rows
+
+    def fine_tune(self, generated: list[dict], train_rows: list[dict]) -> str:
+        job = self.reuse("fine_tuning_job")
+        if job is None:
+            file_id = self.upload(generated + train_rows, "fine-tune", "demo-train.jsonl")
+            hp = {"num_epochs": 2, "batch_size": 16, "micro_batch_size": 4, "cutoff_len": 192,
+                  "learning_rate": 1e-3, "warmup_steps": 2, "lora_target_modules": "all-linear", "n_checkpoints": 2}
+            r = self.http.post("/v1/fine_tuning/jobs", json={"model": BASE, "training_file": file_id,
+                                                              "suffix": "demo", "hyperparameters": hp})
+            r.raise_for_status()
+            self.state["fine_tuning_job"] = r.json()["id"]
+            self.save()
+            job = self.follow(r.json()["id"])
+            if job["status"] != "succeeded":
+                raise SystemExit(f"fine-tuning {job['status']}: {job.get('error')}")
+        return self.http.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["fine_tuned_model"]
+
+    def evaluate(self, adapter: str, held_out: list[dict]) -> dict:
+        job = self.reuse("eval_job")
+        if job is None:
+            file_id = self.upload(held_out, "evals", "demo-eval.jsonl")
+            r = self.http.post("/v1/evals/jobs", json={"eval_file": file_id, "models": [BASE, adapter],
+                                                        "metrics": ["rouge_l", "exact_match", "reference_loss"],
+                                                        "sampling": {"max_new_tokens": 48}})
+            r.raise_for_status()
+            self.state["eval_job"] = r.json()["id"]
+            self.save()
+            job = self.follow(r.json()["id"], lambda ev: "Job" in ev["message"])
+        return self.http.get(f"/v1/evals/jobs/{job['id']}").json()
+
+
+def print_scores(report: dict) -> None:
+    table = report.get("report", report).get("scores") or report.get("result", {}).get("scores") or {}
+    rows = table if isinstance(table, list) else [{"model": k, **v} for k, v in table.items()]
+    if not rows:
+        say(json.dumps(report.get("result", report), indent=1)[:2000])
+        return
+    keys = [k for k in rows[0] if k != "model"]
+    say("      " + "model".ljust(60) + "".join(k[:16].rjust(18) for k in keys))
+    for r in rows:
+        say("      " + str(r["model"]).ljust(60) + "".join(
+            (f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k])).rjust(18) for k in keys))
+
+
+def run_demo(args) -> int:
+    from models.settings import get_settings
+
+    data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir / "demo"
+    demo = Demo(data_dir.resolve(), args.port)
+    rows = json.loads(DEMO_DATA.read_text())
+    train_rows, held_out = rows[:-HELD_OUT], rows[-HELD_OUT:]
+    t0 = time.time()
+    try:
+        say("[1/4] starting lorafleet (embedded: SQLite + SQLAlchemy broker, one gpu and one io worker)")
+        demo.start()
+        say("[2/4] self-instruct generation (Alpaca method) with lorafleet's own endpoint as the teacher")
+        generated = demo.generate()
+        say(f"[3/4] LoRA fine-tuning of {BASE} on {len(generated)} generated + {len(train_rows)} demo examples")
+        adapter = demo.fine_tune(generated, train_rows)
+        say(f"      adapter {adapter}")
+        say(f"[4/4] eval: base vs adapter on {len(held_out)} held-out rows")
+        report = demo.evaluate(adapter, held_out)
+        print_scores(report)
+        say(f"\ndone in {time.time() - t0:.0f} s. Look around (key in {data_dir / 'demo_state.json'}):")
+        for key in ("generation_job", "fine_tuning_job", "eval_job"):
+            say(f"  {key:16} {demo.url}/v1/jobs/{demo.state.get(key)}  (events: .../events)")
+        say(f"  adapters         {demo.url}/v1/adapters   models: {demo.url}/v1/models")
+        say("  (the instance stops with the demo; `lorafleet up --data-dir "
+            f"{data_dir}` brings it back with everything in it)")
+    finally:
+        demo.stop()
+    return 0
