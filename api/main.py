@@ -9,8 +9,10 @@ from api.auth_cache import AuthCache
 from api.errors import install_error_handlers
 from api.routes import (
     adapters,
+    batches,
     chat,
     datasets,
+    evals,
     files,
     fine_tuning,
     generation,
@@ -26,7 +28,8 @@ from models.settings import Settings, get_settings
 
 def build_router() -> APIRouter:
     v1 = APIRouter(prefix="/v1")
-    for module in (users, files, models, jobs, preflight, fine_tuning, adapters, generation, datasets, chat):
+    for module in (users, files, models, jobs, preflight, fine_tuning, adapters, generation, datasets, chat,
+                   batches, evals):
         v1.include_router(module.router)
     return v1
 

@@ -51,3 +51,17 @@ def generation(job_id: str) -> str:
     from worker.handlers.generation import run_generation_job
 
     return _run(job_id, run_generation_job)
+
+
+@shared_task(name=TASK_NAMES["batch"])
+def batch(job_id: str) -> str:
+    from worker.handlers.batch import run_batch_job
+
+    return _run(job_id, run_batch_job)
+
+
+@shared_task(name=TASK_NAMES["eval"])
+def eval_(job_id: str) -> str:
+    from worker.handlers.eval import run_eval_job
+
+    return _run(job_id, run_eval_job)

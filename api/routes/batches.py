@@ -15,14 +15,21 @@ from collections import Counter
 from datetime import timedelta
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep
 from api.errors import APIError, not_found
 from api.job_inputs import require_file, resolve_model_ref
 from api.queue import notify_submitted
 from api.routes.jobs import cancel_job
-from api.schemas.batches import BatchCreate, BatchErrors, BatchesRead, BatchRead, BatchRequestCounts, BatchUsage
+from api.schemas.batches import (
+    BatchCreate,
+    BatchErrors,
+    BatchesRead,
+    BatchRead,
+    BatchRequestCounts,
+    BatchUsage,
+)
 from api.schemas.common import to_unix
 from models.crud import jobs as job_crud
 from models.job import Job, JobEvent, JobKind, JobStatus
@@ -47,10 +54,11 @@ def batch_status(job: Job) -> str:
 
 
 def _cancelling_at(session, job: Job) -> int | None:
+    """When the cancel was asked for: the event ``request_cancel`` wrote (the job row keeps no timestamp)."""
     if not job.cancel_requested or session is None:
         return None
-    q = (select(JobEvent.created_at).where(JobEvent.job_id == job.id, JobEvent.message.like("Cancel%"))
-         .order_by(JobEvent.id).limit(1))
+    said = or_(JobEvent.message.like("Cancellation requested%"), JobEvent.message.like("Job cancelled before%"))
+    q = select(JobEvent.created_at).where(JobEvent.job_id == job.id, said).order_by(JobEvent.id).limit(1)
     return to_unix(session.execute(q).scalar_one_or_none())
 
 

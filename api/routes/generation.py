@@ -74,7 +74,7 @@ def create_generation_job(body: GenerationJobCreate, session: SessionDep, user: 
     params: dict = {"config": cfg.model_dump(mode="json"), "seed_file": body.seed_file}
     if body.seed_file is not None:
         params["n_seed_tasks"] = check_seed_file(session, user, store, settings, body.seed_file)
-    if cfg.teacher.api_key is not None:
+    if cfg.teacher.api_key is not None and cfg.teacher.api_key.get_secret_value():
         params["teacher_api_key_encrypted"] = encrypt_secret(settings, cfg.teacher.api_key.get_secret_value())
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.generation, model=cfg.teacher.model,
                               params=params, status=JobStatus.queued, queue=teacher_queue(cfg.teacher),

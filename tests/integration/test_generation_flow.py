@@ -67,9 +67,23 @@ def job_body(stub, **overrides) -> dict:
     return {**body, **overrides}
 
 
-def ready_worker(start_worker):
-    """A worker that is already consuming, so a submitted job is claimed at once (the dispatcher re-sends a
-    queued io job on each pass until a worker claims it; stale copies slow the next tests' workers down)."""
+def purge_stale_io_messages(settings) -> None:
+    """Drop the "run job X" messages earlier tests left on this session's io queue. They are harmless
+    (run_job ignores finished jobs) but each costs a worker one child process (~5 s), and there can be
+    dozens: the dispatcher re-sends a queued io job on every pass until a worker claims it (its
+    ``admitted_at`` is expunged before it is flushed)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    for key in client.scan_iter(f"{settings.namespace}io*"):
+        if client.type(key) == b"list":
+            client.delete(key)
+
+
+def ready_worker(start_worker, settings, purge: bool = True):
+    """A worker that is already consuming, so a submitted job is claimed at once."""
+    if purge:
+        purge_stale_io_messages(settings)
     worker = start_worker(queues=("io",))  # a remote teacher: the io pool alone runs generation
     wait_for(lambda: "ready." in worker.output(), 60, 0.2, "the worker to be ready")
     return worker
@@ -105,7 +119,7 @@ def test_generation_job_produces_a_dataset_a_fine_tuning_job_takes(api_client, m
     _, alice = make_user()
     _, bob = make_user()
     seed_file = upload(api_client, alice, jsonl(SEEDS))
-    worker = ready_worker(start_worker)
+    worker = ready_worker(start_worker, settings)
     r = api_client.post("/v1/generation/jobs", headers=alice,
                         json={**job_body(teacher), "seed_file": seed_file["id"], "metadata": {"run": "e2e"}})
     assert r.status_code == 200, r.text
@@ -199,7 +213,7 @@ def test_generation_job_produces_a_dataset_a_fine_tuning_job_takes(api_client, m
     assert usage[0] == res["tokens"]["total"] and usage[1] == pytest.approx(res["cost_usd"])
 
 
-def test_worker_killed_mid_job_resumes_from_the_ledger(api_client, make_user, start_worker):
+def test_worker_killed_mid_job_resumes_from_the_ledger(api_client, make_user, start_worker, settings):
     """SIGKILL the worker while a teacher request is in flight; the next worker replays every answered
     request from the ledger, re-sends only the unanswered one, and finishes the job."""
     stub, stop = start_teacher_stub(hold_after=3, delay_s=0.2)
@@ -207,11 +221,11 @@ def test_worker_killed_mid_job_resumes_from_the_ledger(api_client, make_user, st
         _, headers = make_user()
         body = job_body(stub, num_instructions=30, request_batch_size=1)  # built-in seeds
         body["teacher"].update(api="chat", max_concurrency=1)
-        w1 = ready_worker(start_worker)
+        w1 = ready_worker(start_worker, settings)
         job = api_client.post("/v1/generation/jobs", headers=headers, json=body).json()
         assert stub.holding.wait(120), "the job never reached its 4th teacher request"
         assert api_client.get(f"/v1/generation/jobs/{job['id']}", headers=headers).json()["status"] == "running"
-        ready_worker(start_worker)  # the next worker waits, idle, for the job to be re-queued
+        ready_worker(start_worker, settings, purge=False)  # the next worker waits, idle, for the re-queue
         w1.kill()
         assert len(stub.answered()) == 3
         stub.release()
@@ -232,12 +246,13 @@ def test_worker_killed_mid_job_resumes_from_the_ledger(api_client, make_user, st
         stop()
 
 
-def test_budget_cap_pauses_the_job_and_a_higher_budget_resumes_it(api_client, make_user, start_worker, teacher):
+def test_budget_cap_pauses_the_job_and_a_higher_budget_resumes_it(api_client, make_user, start_worker, teacher,
+                                                                  settings):
     _, headers = make_user()
     body = job_body(teacher, num_instructions=30, request_batch_size=1)
     body["teacher"].update(input_usd_per_1m=1000.0, output_usd_per_1m=1000.0, max_tokens=400)  # ~$0.5 a request
     body["budget_usd"] = 1.2
-    ready_worker(start_worker)  # one worker process serves both runs (a fresh child per task)
+    ready_worker(start_worker, settings)  # one worker process serves both runs (a fresh child per task)
     job = api_client.post("/v1/generation/jobs", headers=headers, json=body).json()
     paused = wait_status(api_client, headers, job["id"], ("paused", "succeeded", "failed", "cancelled"))
     assert paused["status"] == "paused", paused

@@ -29,7 +29,7 @@ from worker.ml.openai_format import (
 )
 from worker.ml.prompts import render_prompt
 from worker.ml.request_prompts import CHAT_TEMPLATE
-from worker.ml.scoring import exact_match, judge_score, reference_loss, rouge_l
+from worker.ml.scoring import ReferenceLoss, exact_match, judge_score, reference_loss, rouge_l
 
 if TYPE_CHECKING:
     from worker.ml.inference import InferenceEngine
@@ -207,7 +207,9 @@ def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[Mod
     return _report(examples, targets, metrics, sampling, results, losses, judge, stopped)
 
 
-def _report(examples, targets, metrics, sampling, results, losses, judge, stopped) -> dict:
+def _report(examples: list[Example], targets: list[ModelTarget], metrics: list[str], sampling: SamplingParams,
+            results: dict[tuple[int, int], GenerationResult], losses: dict[int, dict[int, ReferenceLoss]],
+            judge: Callable[[str], str] | None, stopped: bool) -> dict:
     rows = []
     per_model: list[dict[str, list[float]]] = [{m: [] for m in metrics} for _ in targets]
     loss_tokens: list[list[tuple[float, int]]] = [[] for _ in targets]

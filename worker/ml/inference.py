@@ -21,11 +21,11 @@ from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from worker.ml.adapter_cache import BASE_ADAPTER, AdapterCache, AdapterLoadError
 from worker.ml.detokenize import TextAccumulator
 from worker.ml.generation_types import GenerationRequest, GenerationResult
+from worker.ml.kv_prefill import prefill
 from worker.ml.request_prompts import CHAT_TEMPLATE, render_instruction, render_messages
 from worker.ml.sampling import make_generator, select_next_tokens
 
@@ -233,7 +233,7 @@ class InferenceEngine:
                 ) -> Iterator[tuple[_Row, str]]:
         """Prefill the bucket, then decode with the KV cache until every row finished; finished
         rows leave the batch."""
-        cache, mask, logits = self._prefill(rows)
+        cache, mask, logits = prefill(self, rows)
         positions = mask.sum(-1) - 1  # position of each row's last prompt token
         generators = [make_generator(r.request) for r in rows]
         while True:
@@ -262,41 +262,6 @@ class InferenceEngine:
                 logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
                                     cache=cache, use_cache=True).logits[:, -1]
 
-    def _prefill(self, rows: list[_Row]):
-        """Run the prompts of a length-sorted bucket through the model: (cache, mask, last logits).
-
-        Prompts of very different lengths are prefilled in separate groups (less padding computed),
-        then their caches are left-padded to one width and stacked into the decode batch.
-        """
-        from transformers import DynamicCache
-
-        parts = []
-        for group in _prefill_groups(rows, self.prefill_group_min_tokens):
-            width = len(group[-1].prompt_ids)
-            ids = torch.full((len(group), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(group), width), dtype=torch.long)
-            for j, r in enumerate(group):
-                ids[j, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
-                mask[j, width - len(r.prompt_ids):] = 1
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            cache = DynamicCache(config=self.model.config)
-            with torch.inference_mode(), self.adapter_names([r.adapter for r in group]):
-                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                                    cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
-            parts.append((cache, mask, logits))
-        if len(parts) == 1:
-            return parts[0]
-        width = max(m.shape[1] for _, m, _ in parts)
-        merged = DynamicCache(config=self.model.config)
-        with torch.inference_mode():
-            for layer in range(len(parts[0][0].layers)):
-                keys = [F.pad(c.layers[layer].keys, (0, 0, width - m.shape[1], 0)) for c, m, _ in parts]
-                values = [F.pad(c.layers[layer].values, (0, 0, width - m.shape[1], 0)) for c, m, _ in parts]
-                merged.update(torch.cat(keys), torch.cat(values), layer)
-            mask = torch.cat([F.pad(m, (width - m.shape[1], 0)) for _, m, _ in parts])
-            logits = torch.cat([lg for _, _, lg in parts])
-        return merged, mask, logits
-
     def _advance(self, row: _Row, token: int) -> str:
         """Record one new token of a row; return its new visible text and set ``finish`` when done."""
         row.out_ids.append(token)
@@ -319,23 +284,6 @@ class InferenceEngine:
         if row.acc is not None and row.acc.stopped_at >= 0:
             text = row.acc.text[:row.acc.stopped_at]
         return GenerationResult(text, row.finish or "length", len(row.prompt_ids), len(row.out_ids))
-
-
-def _prefill_groups(rows: list[_Row], min_tokens: int = 512, max_waste: float = 0.25) -> list[list[_Row]]:
-    """Split length-sorted rows where padding would exceed ``max_waste`` of a group's tokens
-    (groups keep at least ``min_tokens`` real tokens, so each prefill matmul stays large)."""
-    groups: list[list[_Row]] = [[]]
-    real = 0
-    for row in rows:
-        n = len(row.prompt_ids)
-        group = groups[-1]
-        padded = n * (len(group) + 1)
-        if group and real >= min_tokens and padded - (real + n) > max_waste * padded:
-            groups.append([])
-            group, real = groups[-1], 0
-        group.append(row)
-        real += n
-    return groups
 
 
 def _inject_adapter_names(module, args, kwargs, names: list[str]):

@@ -4,6 +4,10 @@ The decoder runs once; the output head and the cross-entropy run only on the pos
 a target (masked prompt tokens and pads cost nothing there), in fp32, in chunks. Returns sums (not
 means) so that a step's loss is token-weighted over all its micro-batches, as a single big batch
 would be.
+
+When training with a frozen head, the head and the loss are fused: each chunk's logits give the
+loss and, right away, the loss's gradient with respect to the hidden states ((softmax - onehot) @ W),
+so the full (tokens x vocab) logits are never kept for the backward pass.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import torch.nn.functional as F
 
 from worker.ml.data import IGNORE_INDEX
 
-LOSS_CHUNK_TOKENS = 4096
+LOSS_CHUNK_TOKENS = 1024
 
 
 @dataclass
@@ -58,6 +62,9 @@ def causal_lm_loss_sums(
     hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
     flat_targets = targets.view(-1).index_select(0, positions)
     weight = head_weight if head_weight is not None else head.weight
+    if hidden.requires_grad and torch.is_grad_enabled() and not weight.requires_grad:
+        loss, correct = _FusedHeadCrossEntropy.apply(hidden, weight.detach(), flat_targets)
+        return LossSums(loss=loss, correct=correct, count=int(positions.numel()))
     loss = hidden.new_zeros((), dtype=torch.float32)
     correct = torch.zeros((), dtype=torch.long, device=hidden.device)
     for start in range(0, hidden.shape[0], LOSS_CHUNK_TOKENS):
@@ -68,6 +75,33 @@ def causal_lm_loss_sums(
         with torch.no_grad():
             correct += (logits.argmax(-1) == t).sum()
     return LossSums(loss=loss, correct=correct, count=int(positions.numel()))
+
+
+class _FusedHeadCrossEntropy(torch.autograd.Function):
+    """Summed CE of ``hidden @ weight.T`` against ``targets``; the gradient is computed in forward."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor):  # type: ignore[override]
+        loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        correct = torch.zeros((), dtype=torch.long, device=hidden.device)
+        grad_hidden = torch.empty_like(hidden)
+        for start in range(0, hidden.shape[0], LOSS_CHUNK_TOKENS):
+            end = start + LOSS_CHUNK_TOKENS
+            t = targets[start:end]
+            logits = F.linear(hidden[start:end].to(weight.dtype), weight).float()
+            loss += F.cross_entropy(logits, t, reduction="sum")
+            correct += (logits.argmax(-1) == t).sum()
+            probs = logits.softmax(-1)
+            probs[torch.arange(t.shape[0], device=t.device), t] -= 1.0  # d(sum CE)/d(logits)
+            grad_hidden[start:end] = (probs.to(weight.dtype) @ weight).to(hidden.dtype)
+        ctx.save_for_backward(grad_hidden)
+        ctx.mark_non_differentiable(correct)
+        return loss, correct
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor, _grad_correct: torch.Tensor):  # type: ignore[override]
+        (grad_hidden,) = ctx.saved_tensors
+        return grad_hidden * grad_loss.to(grad_hidden.dtype), None, None
 
 
 @torch.no_grad()

@@ -177,9 +177,9 @@ def test_grouped_prefill_with_merged_caches_matches_reference(tiny_llama_dir, ti
     adapters = [None, tiny_adapters["A"], tiny_adapters["B"], tiny_adapters["A"]]
     requests = [GenerationRequest(prompt=p, adapter_dir=a, max_new_tokens=8) for p, a in zip(prompts, adapters)]
     rows = engine._prepare(requests, [None] * 4)
-    from worker.ml.inference import _prefill_groups
+    from worker.ml.kv_prefill import prefill_groups
 
-    assert len(_prefill_groups(sorted(rows, key=lambda r: len(r.prompt_ids)), 4)) > 1
+    assert len(prefill_groups(sorted(rows, key=lambda r: len(r.prompt_ids)), 4)) > 1
     results = engine.generate(requests)
     models = {a: reference_model(tiny_llama_dir, a) for a in set(adapters)}
     for req, res in zip(requests, results):

@@ -60,3 +60,41 @@ def test_evaluate_loss_is_token_weighted_and_restores_mode(tiny):
     assert res["tokens"] == sum(n for _, n in expected)
     assert res["loss"] == pytest.approx(sum(s for s, _ in expected) / res["tokens"], rel=1e-5)
     assert evaluate_loss(model, [], micro_batch_size=2, pad_id=0, device=torch.device("cpu"))["tokens"] == 0
+
+
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16])
+def test_fused_head_loss_gives_the_same_loss_and_gradients(tiny_llama_dir, autocast, monkeypatch):
+    from worker.ml import lm_loss
+    from worker.ml.adapters import build_lora_model
+    from worker.ml.configs import FinetuneHyperparameters
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    base.requires_grad_(False)
+    model = build_lora_model(base, FinetuneHyperparameters(lora_dropout=0.0))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    exs = [Example(f"Say {i} words.", "", "word " * (i + 1), line=i) for i in range(5)]
+    batch = collate_micro_batch(tokenize_examples(exs, load_tokenizer(tiny_llama_dir), cutoff_len=64,
+                                                  train_on_inputs=True), pad_id=0)
+    pos = target_positions(batch["targets"])
+    params = [p for p in model.parameters() if p.requires_grad]
+    monkeypatch.setattr(lm_loss, "LOSS_CHUNK_TOKENS", 16)  # several chunks
+
+    fused = causal_lm_loss_sums(model, batch["input_ids"], batch["targets"], pos, autocast_dtype=autocast)
+    (fused.loss / 50).backward()
+    fused_grads = [p.grad.clone() for p in params]
+    model.zero_grad()
+
+    head = model.get_base_model().get_output_embeddings()
+    head.weight.requires_grad_(True)  # a trainable head takes the unfused path
+    plain = causal_lm_loss_sums(model, batch["input_ids"], batch["targets"], pos, autocast_dtype=autocast)
+    (plain.loss / 50).backward()
+    head.weight.requires_grad_(False)
+    tol = 1e-5 if autocast is None else 2e-2
+    assert fused.loss.item() == pytest.approx(plain.loss.item(), rel=tol)
+    assert fused.correct.item() == plain.correct.item() and fused.count == plain.count
+    for a, p in zip(fused_grads, params):
+        assert torch.allclose(a, p.grad, rtol=tol, atol=tol * a.abs().max().item())

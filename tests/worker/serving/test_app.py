@@ -118,3 +118,34 @@ def test_module_entry_point_serves(tiny_llama_dir, tiny_adapters, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_disconnected_stream_stops_its_row(server):
+    import time
+
+    import httpx
+
+    base_url, app = server
+    engine = app.state.batcher.engine
+    alone = engine.generate([GenerationRequest(prompt="Count:", max_new_tokens=600)])[0]
+    assert alone.completion_tokens == 600  # left alone, the row would run to the end
+    finished = []
+    original = engine.generate
+
+    def recording(*args, **kwargs):
+        results = original(*args, **kwargs)
+        finished.extend(results)
+        return results
+
+    engine.generate = recording
+    try:
+        body = {"model": "tiny-base", "prompt": "Count:", "max_tokens": 600, "temperature": 0, "stream": True}
+        with httpx.stream("POST", f"{base_url}/completions", json=body, timeout=30) as resp:
+            lines = resp.iter_lines()
+            assert next(lines).startswith("data: ")
+        deadline = time.time() + 30
+        while not finished and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        engine.generate = original
+    assert finished and finished[0].completion_tokens < 600 and finished[0].finish_reason == "stop"

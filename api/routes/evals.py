@@ -1,0 +1,116 @@
+"""``/v1/evals/jobs``: score base models, adapters and checkpoints on one eval set (lorafleet's own path).
+
+``fine_tuning_job`` expands to that job's base model, every checkpoint (by step) and its final
+adapter: one job answers "did fine-tuning help, and from which step?". All models of an eval job
+share one base model. ``GET /v1/evals/jobs/{id}`` returns the job with its report: a score table per
+model and the outputs side by side per example.
+"""
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
+
+from api.deps import CurrentUser, SessionDep, StoreDep
+from api.errors import APIError, not_found
+from api.job_inputs import require_file, resolve_model_ref
+from api.queue import notify_submitted
+from api.routes.jobs import cancel_job
+from api.schemas.evals import EvalJobCreate
+from api.views import job_view
+from models.crud import jobs as job_crud
+from models.job import Job, JobKind, JobStatus
+from models.registry import Adapter, Checkpoint
+
+router = APIRouter(prefix="/evals/jobs", tags=["evals"])
+
+
+def fine_tuning_models(session, user, job_id: str) -> list[tuple[str, str]]:
+    """(name, base model) of a fine-tuning job's base model, checkpoints (by step) and final adapter."""
+    ft = job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id, kind=JobKind.fine_tuning.value)
+    if ft is None:
+        raise not_found("fine-tuning job", job_id, "fine_tuning_job")
+    out = [(ft.model, ft.model)]
+    ckpts = session.execute(select(Checkpoint).where(Checkpoint.job_id == ft.id)
+                            .order_by(Checkpoint.step_number)).scalars()
+    out += [(c.model_name, ft.model) for c in ckpts]
+    final = (ft.result or {}).get("fine_tuned_model")
+    if final and session.execute(select(Adapter.id).where(Adapter.name == final,
+                                                          Adapter.owner_id == user.id)).first():
+        out.append((final, ft.model))
+    return out
+
+
+def plan_models(session, user, body: EvalJobCreate) -> tuple[str, list[str]]:
+    """(base model, model names in order without repeats); 404 for a model the caller does not have."""
+    pairs = [(name, resolve_model_ref(session, user, name, f"models[{i}]")["base_model"])
+             for i, name in enumerate(body.models)]
+    if body.fine_tuning_job:
+        pairs += fine_tuning_models(session, user, body.fine_tuning_job)
+    names: dict[str, str] = {}
+    for name, base in pairs:
+        names.setdefault(name, base)
+    bases = sorted(set(names.values()))
+    if len(bases) != 1:
+        raise APIError(400, "model_base_mismatch", f"the models of an eval job must share one base model; "
+                       f"these are on {bases}", "models")
+    return bases[0], list(names)
+
+
+def eval_view(job: Job, session=None, report: dict | None = None) -> dict:
+    view = job_view(job, session).model_dump()
+    p, r = job.params, job.result or {}
+    view.update({
+        "object": "eval.job", "eval_file": p.get("eval_file"), "models": p.get("models"),
+        "fine_tuning_job": p.get("fine_tuning_job"), "metrics": p.get("metrics"), "sampling": p.get("sampling"),
+        "limit": p.get("limit"), "report_file_id": r.get("report_file_id"), "scores": r.get("models"),
+    })
+    if report is not None:
+        view["report"] = report
+    return view
+
+
+def _get(session, user, job_id: str) -> Job:
+    job = job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id, kind=JobKind.eval.value)
+    if job is None:
+        raise not_found("eval job", job_id, "eval_job_id")
+    return job
+
+
+@router.post("")
+def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser, request: Request):
+    f = require_file(session, user, body.eval_file, "eval_file", ("evals",))
+    base, models = plan_models(session, user, body)
+    params = {**body.model_dump(mode="json", exclude={"metadata", "models"}), "eval_file": f.id, "models": models,
+              "base_model": base}
+    job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.eval, params=params, model=base,
+                              status=JobStatus.queued, queue="gpu", user_metadata=body.metadata)
+    session.commit()
+    notify_submitted(request)
+    return eval_view(job, session)
+
+
+@router.get("")
+def list_eval_jobs(session: SessionDep, user: CurrentUser, after: str | None = None,
+                   limit: int = Query(20, ge=1, le=100)):
+    rows = job_crud.list_jobs(session=session, owner_id=user.id, kind=JobKind.eval.value, after=after,
+                              limit=limit + 1)
+    return {"object": "list", "data": [eval_view(j) for j in rows[:limit]], "has_more": len(rows) > limit}
+
+
+@router.get("/{job_id}")
+def retrieve_eval_job(job_id: str, session: SessionDep, user: CurrentUser, store: StoreDep,
+                      include_report: bool = True):
+    job = _get(session, user, job_id)
+    report = None
+    file_id = (job.result or {}).get("report_file_id")
+    if include_report and file_id:
+        path = store.path(f"files/{job.owner_id}/{file_id}")
+        report = json.loads(path.read_text()) if path.exists() else None
+    return eval_view(job, session, report)
+
+
+@router.post("/{job_id}/cancel")
+def cancel_eval_job(job_id: str, session: SessionDep, user: CurrentUser):
+    return eval_view(cancel_job(session, _get(session, user, job_id)), session)

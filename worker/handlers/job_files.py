@@ -1,0 +1,37 @@
+"""Register a file a job produced (batch output, eval report) as an OpenAI File owned by the job's owner."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.db import session_scope
+from models.file import File
+from worker.resources import artifact_store
+from worker.runner import JobContext, JobFailed
+
+
+def register_job_file(ctx: JobContext, src: Path, *, role: str, filename: str, purpose: str) -> str:
+    """Copy ``src`` to ``files/<owner>/<file id>`` and upsert its File row; returns the file id.
+
+    The id is derived from the job and ``role``, so a job re-run after a crash replaces its file
+    instead of leaving a second one behind."""
+    file_id = f"file-{ctx.job_id}-{role}"
+    rel = f"files/{ctx.owner_id}/{file_id}"
+    with open(src, "rb") as stream:
+        size, sha = artifact_store(ctx.settings).write_stream(rel, stream, max_bytes=1 << 62)
+    with session_scope(ctx.session_factory) as s:
+        row = s.get(File, file_id) or File(id=file_id, owner_id=ctx.owner_id, storage_path=rel, filename="",
+                                           purpose=purpose, bytes=0, sha256="")
+        row.filename, row.purpose, row.bytes, row.sha256, row.storage_path = filename, purpose, size, sha, rel
+        row.info = {"job_id": ctx.job_id}
+        s.add(row)
+    return file_id
+
+
+def read_owned_file(ctx: JobContext, file_id: str, param: str) -> bytes:
+    """The bytes of an uploaded file of the job's owner (it may have been deleted since submit)."""
+    with session_scope(ctx.session_factory) as s:
+        f = s.get(File, file_id)
+        if f is None or f.owner_id != ctx.owner_id:
+            raise JobFailed("file_not_found", f"file {file_id} does not exist", param)
+        path = artifact_store(ctx.settings).path(f.storage_path)
+    return path.read_bytes()
