@@ -147,6 +147,7 @@ def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, se
             for job in pick_admissions(s, settings, queue):
                 job.admitted_at = utcnow()
                 admitted.append(job)
+        s.flush()  # write admitted_at before the rows leave the session
         s.expunge_all()
     for job in admitted:
         try:

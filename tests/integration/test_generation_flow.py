@@ -68,10 +68,9 @@ def job_body(stub, **overrides) -> dict:
 
 
 def purge_stale_io_messages(settings) -> None:
-    """Drop the "run job X" messages earlier tests left on this session's io queue. They are harmless
-    (run_job ignores finished jobs) but each costs a worker one child process (~5 s), and there can be
-    dozens: the dispatcher re-sends a queued io job on every pass until a worker claims it (its
-    ``admitted_at`` is expunged before it is flushed)."""
+    """Drop the "run job X" messages earlier tests left on this session's io queue (jobs they cancelled
+    or left queued with no worker). They are harmless (run_job ignores jobs that are not pending) but
+    each costs a worker one child process, which would eat into this test's timeouts."""
     import redis
 
     client = redis.Redis.from_url(settings.redis_url)
@@ -158,6 +157,8 @@ def test_generation_job_produces_a_dataset_a_fine_tuning_job_takes(api_client, m
     assert api_client.get(f"/v1/datasets/{ds['id']}", headers=bob).status_code == 404
     assert api_client.get(f"/v1/datasets/{ds['id']}/rows", headers=bob).status_code == 404
     assert api_client.get(f"/v1/generation/jobs/{job['id']}", headers=bob).status_code == 404
+    assert [j["id"] for j in api_client.get("/v1/generation/jobs", headers=alice).json()["data"]] == [job["id"]]
+    assert api_client.get("/v1/generation/jobs", headers=bob).json()["data"] == []
 
     kept = all_rows(api_client, alice, ds["id"])
     assert [r["index"] for r in kept] == list(range(ds["n_rows"]))

@@ -78,3 +78,16 @@ def test_reaper_requeues_then_fails(db_session_factory, clean_jobs, tmp_path):
                 assert [j.id for j in sent] == [job_id]  # re-admitted at once
             else:
                 assert job.error["code"] == "worker_lost"
+
+
+def test_an_admitted_job_is_sent_once(db_session_factory, clean_jobs, tmp_path):
+    settings = Settings(LORAFLEET_DATA_DIR=str(tmp_path))
+    (user,) = make_users(db_session_factory, 1)
+    io_job = submit(db_session_factory, user, JobKind.preflight)
+    gpu_job = submit(db_session_factory, user, JobKind.fine_tuning)
+    sent = []
+    for _ in range(3):
+        dispatch_once(db_session_factory, settings, lambda j: sent.append(j.id))
+    assert sorted(sent) == sorted([io_job, gpu_job])
+    with db_session_factory() as s:
+        assert all(s.get(Job, j).admitted_at is not None for j in (io_job, gpu_job))

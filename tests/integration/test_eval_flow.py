@@ -1,0 +1,130 @@
+"""Issue 4, eval jobs end to end: base model vs adapters on 20 user-oriented instructions, on a real
+worker with the real base model; and a fine-tuning job expanded to its base, checkpoints and adapter."""
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+
+from tests.integration.adapter_rows import BASE, api, make_adapter_folders, register_adapters, user_id_of
+from tests.integration.conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+SAMPLING = {"max_new_tokens": 12, "temperature": 0}
+
+
+@pytest.fixture(scope="module")
+def adapter_folders(base_model_dir, tmp_path_factory):
+    return make_adapter_folders(base_model_dir, tmp_path_factory.mktemp("eval-adapters"))
+
+
+def upload_eval_rows(client, shared_data, n: int):
+    lines = (shared_data / "user_oriented_instructions.jsonl").read_bytes().splitlines(keepends=True)[:n]
+    return client.files.create(file=("eval.jsonl", io.BytesIO(b"".join(lines))), purpose="evals")
+
+
+def wait_eval(client, job_id: str, timeout=600) -> dict:
+    return wait_for(lambda: (j := api(client, "GET", f"evals/jobs/{job_id}").json())["status"] in
+                    ("succeeded", "failed", "cancelled") and j, timeout, 1.0, f"eval job {job_id}")
+
+
+def test_eval_scores_base_vs_adapter_side_by_side(openai_client, start_worker, shared_data, adapter_folders,
+                                                   settings):
+    from worker.ml.scoring import rouge_l
+
+    client = openai_client
+    (adapter,) = register_adapters(settings, user_id_of(client), adapter_folders[:1])
+    f = upload_eval_rows(client, shared_data, 25)
+    r = api(client, "POST", "evals/jobs", json={"eval_file": f.id, "models": [BASE, adapter], "limit": 20,
+                                                "metrics": ["rouge_l", "reference_loss"], "sampling": SAMPLING,
+                                                "precision": "fp32"})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["object"] == "eval.job" and job["models"] == [BASE, adapter] and job["status"] == "queued"
+    start_worker()
+    done = wait_eval(client, job["id"])
+    assert done["status"] == "succeeded", done["error"]
+    report = done["report"]
+    assert [m["name"] for m in report["models"]] == [BASE, adapter]
+    for m in report["models"]:
+        assert m["examples"] == 20 and m["errors"] == 0
+        assert 0 <= m["scores"]["rouge_l"] <= 1
+        assert m["scores"]["reference_loss"] > 0
+        assert math.isclose(m["scores"]["perplexity"], math.exp(m["scores"]["reference_loss"]), rel_tol=1e-6)
+    assert report["models"][0]["scores"] != report["models"][1]["scores"]
+    assert done["scores"] == [{k: m[k] for k in ("name", "scores", "errors", "examples")} for m in report["models"]]
+    rows = report["examples"]
+    assert len(rows) == 20 and [row["index"] for row in rows] == list(range(20))
+    for row in rows:  # outputs side by side, each scored against the row's reference
+        assert set(row["outputs"]) == {BASE, adapter} and row["reference"]
+        for out in row["outputs"].values():
+            assert out["error"] is None and out["reference_loss"] > 0
+            assert out["rouge_l"] == pytest.approx(rouge_l(out["text"], row["reference"]))
+    assert any(row["outputs"][BASE]["text"] != row["outputs"][adapter]["text"] for row in rows)
+    mean = sum(row["outputs"][BASE]["rouge_l"] for row in rows) / 20
+    assert report["models"][0]["scores"]["rouge_l"] == pytest.approx(mean)
+    # The report is also a file of the user's.
+    assert client.files.retrieve(done["report_file_id"]).purpose == "eval_report"
+    listed = api(client, "GET", "evals/jobs").json()["data"]
+    assert [j["id"] for j in listed] == [job["id"]] and "report" not in listed[0]
+
+
+def test_fine_tuning_job_expands_to_base_checkpoints_and_adapter(openai_client, start_worker, shared_data,
+                                                                 adapter_folders, settings):
+    """A fine-tuning job (rows written directly: two checkpoints and a final adapter) scored in one eval job."""
+    from models.crud.jobs import create_job
+    from models.db import make_engine, make_sessionmaker
+    from models.job import JobKind, JobStatus
+    from models.registry import Adapter, Checkpoint
+
+    client = openai_client
+    owner = user_id_of(client)
+    engine = make_engine(settings.sqlalchemy_url)
+    with make_sessionmaker(engine)() as s:
+        ft = create_job(session=s, owner_id=owner, kind=JobKind.fine_tuning, params={}, model=BASE,
+                        status=JobStatus.succeeded)
+        name = f"ft:{BASE}:evaltest:{ft.id}"
+        ft.result = {"fine_tuned_model": name}
+        for step, folder in ((4, adapter_folders[0]), (2, adapter_folders[1])):
+            s.add(Checkpoint(job_id=ft.id, owner_id=owner, step_number=step, model_name=f"{name}:ckpt-step-{step}",
+                             path=str(folder)))
+        s.add(Adapter(owner_id=owner, name=name, base_model=BASE, job_id=ft.id, path=str(adapter_folders[0])))
+        s.commit()
+        ft_id = ft.id
+    engine.dispose()
+    f = upload_eval_rows(client, shared_data, 3)
+    r = api(client, "POST", "evals/jobs", json={"eval_file": f.id, "fine_tuning_job": ft_id, "models": [BASE],
+                                                "metrics": ["rouge_l", "exact_match"],
+                                                "sampling": {**SAMPLING, "max_new_tokens": 6}})
+    assert r.status_code == 200, r.text
+    expected = [BASE, f"{name}:ckpt-step-2", f"{name}:ckpt-step-4", name]
+    assert r.json()["models"] == expected
+    start_worker()
+    done = wait_eval(client, r.json()["id"])
+    assert done["status"] == "succeeded", done["error"]
+    assert [m["name"] for m in done["report"]["models"]] == expected
+    outs = done["report"]["examples"][0]["outputs"]
+    assert outs[f"{name}:ckpt-step-4"]["text"] == outs[name]["text"]  # same folder, same answer
+    assert all(m["errors"] == 0 and m["examples"] == 3 for m in done["report"]["models"])
+
+
+def test_bad_eval_requests_are_refused(openai_client, shared_data, make_user):
+    client = openai_client
+    f = upload_eval_rows(client, shared_data, 2)
+    cases = [({"eval_file": f.id, "models": ["ft:no:such:model"]}, 404, "models[0]"),
+             ({"eval_file": f.id}, 422, None),
+             ({"eval_file": f.id, "models": [BASE], "metrics": ["judge"]}, 422, None),
+             ({"eval_file": f.id, "fine_tuning_job": "ftjob-nope"}, 404, "fine_tuning_job"),
+             ({"eval_file": "file-nope", "models": [BASE]}, 404, "eval_file")]
+    for body, status, param in cases:
+        r = api(client, "POST", "evals/jobs", json=body)
+        assert r.status_code == status, (body, r.text)
+        if param:
+            assert r.json()["error"]["param"] == param
+    job = api(client, "POST", "evals/jobs", json={"eval_file": f.id, "models": [BASE]}).json()
+    _, other = make_user()
+    import httpx
+
+    assert httpx.get(f"{client.base_url}evals/jobs/{job['id']}", headers=other).status_code == 404
+    assert api(client, "POST", f"evals/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
