@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     # Artifact store (datasets, adapters, checkpoints, outputs); a local path or file:// URI.
     artifact_uri: str = Field(default="", validation_alias="LORAFLEET_ARTIFACT_URI")
     # Key prefix for Redis channels and Celery queue names (lets tests share one Redis).
-    namespace: str = Field(default="lorafleet", validation_alias="LORAFLEET_NAMESPACE")
+    namespace: str = Field(default="", validation_alias="LORAFLEET_NAMESPACE")
     # Largest accepted upload, in bytes.
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, validation_alias="LORAFLEET_MAX_UPLOAD_BYTES")
     # Longest single JSONL line, in bytes.

@@ -31,17 +31,18 @@ def resolve_target(session: Session, name: str, owner_id: str | None) -> tuple[s
         ckpt = session.execute(select(Checkpoint).where(Checkpoint.model_name == name)).scalar_one_or_none()
         if ckpt is None or (owner_id is not None and ckpt.owner_id != owner_id):
             raise LookupError(name)
-        base = adapter.base_model if adapter is not None else _job_base_model(session, ckpt.job_id)
-        return base, ModelTarget(name, Path(ckpt.path))
+        base, template = _job_base_model_and_template(session, ckpt.job_id)
+        return base, ModelTarget(name, Path(ckpt.path), template)
     if adapter is None or (owner_id is not None and adapter.owner_id != owner_id):
         raise LookupError(name)
-    return adapter.base_model, ModelTarget(name, Path(adapter.path))
+    return adapter.base_model, ModelTarget(name, Path(adapter.path), (adapter.config or {}).get("prompt_template"))
 
 
-def _job_base_model(session: Session, job_id: str) -> str:
+def _job_base_model_and_template(session: Session, job_id: str) -> tuple[str, str | None]:
+    """A checkpoint is prompted the way its fine-tuning job trained it."""
     from models.job import Job
 
     job = session.get(Job, job_id)
     if job is None or not job.model:
         raise LookupError(job_id)
-    return job.model
+    return job.model, (job.params.get("hyperparameters") or {}).get("prompt_template")

@@ -2,6 +2,8 @@
 a bad file is refused with every bad line named, and nothing of it is stored."""
 from __future__ import annotations
 
+import hashlib
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import select
@@ -58,8 +60,6 @@ async def upload_file(request: Request, session: SessionDep, user: CurrentUser, 
     file_id = new_id("file-")
     rel = f"files/{user.id}/{file_id}"
     store.write_bytes(rel, data)
-    import hashlib
-
     row = File(id=file_id, owner_id=user.id, filename=(upload.filename or "upload")[:512], purpose=purpose,
                bytes=len(data), storage_path=rel, sha256=hashlib.sha256(data).hexdigest(), info=info)
     session.add(row)

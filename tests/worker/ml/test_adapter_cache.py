@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from tests.worker.ml import inference_helpers as helpers
-from worker.ml.adapter_cache import AdapterCache, AdapterLoadError, read_adapter_template, write_adapter_template
+from worker.ml.adapter_cache import (
+    AdapterCache,
+    AdapterLoadError,
+    read_adapter_template,
+    write_adapter_template,
+)
 
 tiny_adapters = helpers.tiny_adapters  # shared fixture
 

