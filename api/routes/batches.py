@@ -140,7 +140,7 @@ def list_batches(session: SessionDep, user: CurrentUser, after: str | None = Non
                  limit: int = Query(20, ge=1, le=100)) -> BatchesRead:
     rows = job_crud.list_jobs(session=session, owner_id=user.id, kind=JobKind.batch.value, after=after,
                               limit=limit + 1)
-    data = [batch_view(j) for j in rows[:limit]]
+    data = [batch_view(j, session) for j in rows[:limit]]
     return BatchesRead(data=data, has_more=len(rows) > limit, first_id=data[0].id if data else None,
                        last_id=data[-1].id if data else None)
 

@@ -154,8 +154,17 @@ def test_fp32_precision_and_explicit_validation_set(tiny_llama_dir, tmp_path):
     assert all("valid_loss" in s for s in steps)
 
 
+@pytest.fixture()
+def one_torch_thread():
+    """On a shared 2-core box, 2 intra-op threads spin against other processes (~10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_real_base_model_learns_its_training_prompts(base_model_dir, tmp_path):
+def test_real_base_model_learns_its_training_prompts(base_model_dir, tmp_path, one_torch_thread):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
