@@ -150,7 +150,8 @@ class Demo:
             file_id = self.upload(held_out, "evals", "demo-eval.jsonl")
             r = self.http.post("/v1/evals/jobs", json={"eval_file": file_id, "models": [BASE, adapter],
                                                         "metrics": ["rouge_l", "exact_match", "reference_loss"],
-                                                        "sampling": {"max_new_tokens": 48}})
+                                                        "sampling": {"max_new_tokens": 48},
+                                                        "precision": "auto"})
             r.raise_for_status()
             self.state["eval_job"] = r.json()["id"]
             self.save()
@@ -158,17 +159,24 @@ class Demo:
         return self.http.get(f"/v1/evals/jobs/{job['id']}").json()
 
 
-def print_scores(report: dict) -> None:
-    table = report.get("report", report).get("scores") or report.get("result", {}).get("scores") or {}
-    rows = table if isinstance(table, list) else [{"model": k, **v} for k, v in table.items()]
-    if not rows:
-        say(json.dumps(report.get("result", report), indent=1)[:2000])
+def print_scores(job: dict) -> None:
+    """The eval job's score table: one row per model, one column per metric."""
+    models = job.get("scores") or []
+    if not models:
+        say(f"      no scores: {job.get('status')} {job.get('error')}")
         return
-    keys = [k for k in rows[0] if k != "model"]
-    say("      " + "model".ljust(60) + "".join(k[:16].rjust(18) for k in keys))
-    for r in rows:
-        say("      " + str(r["model"]).ljust(60) + "".join(
-            (f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k])).rjust(18) for k in keys))
+    metrics = list(models[0].get("scores", {}))
+    say("      " + "model".ljust(58) + "".join(m.rjust(16) for m in metrics))
+    for m in models:
+        cells = [m["scores"].get(k) for k in metrics]
+        say("      " + m["name"][:57].ljust(58) + "".join(
+            (f"{v:.4f}" if isinstance(v, (int, float)) else "-").rjust(16) for v in cells))
+    examples = (job.get("report") or {}).get("examples") or []
+    if examples:
+        ex = examples[0]
+        say(f"\n      side by side, row 1: {ex['instruction'][:70]!r}")
+        for name, out in (ex.get("outputs") or {}).items():
+            say(f"        {name[:40]:40} -> {str(out.get('text', ''))[:70]!r}")
 
 
 def run_demo(args) -> int:
@@ -188,8 +196,7 @@ def run_demo(args) -> int:
         adapter = demo.fine_tune(generated, train_rows)
         say(f"      adapter {adapter}")
         say(f"[4/4] eval: base vs adapter on {len(held_out)} held-out rows")
-        report = demo.evaluate(adapter, held_out)
-        print_scores(report)
+        print_scores(demo.evaluate(adapter, held_out))
         say(f"\ndone in {time.time() - t0:.0f} s. Look around (key in {data_dir / 'demo_state.json'}):")
         for key in ("generation_job", "fine_tuning_job", "eval_job"):
             say(f"  {key:16} {demo.url}/v1/jobs/{demo.state.get(key)}  (events: .../events)")

@@ -25,6 +25,9 @@ def validate_files(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
     with session_scope(ctx.session_factory) as s:
         model_dir = resolve_base_model_dir(s, ctx.settings, ctx.model)
     report = run_preflight(examples, model_dir, hp)
+    if report.get("n_untrainable", 0) >= report["n_examples"] and report["n_over_cutoff"] < report["n_examples"]:
+        raise JobFailed("invalid_training_file", f"none of the {report['n_examples']} examples has a response "
+                        f"token left to learn from within cutoff_len={hp.cutoff_len}", "training_file")
     if report["n_over_cutoff"] >= report["n_examples"]:
         raise JobFailed("invalid_training_file", f"every one of the {report['n_examples']} examples is longer than "
                         f"cutoff_len={hp.cutoff_len} tokens; raise cutoff_len or shorten the examples",
