@@ -47,12 +47,12 @@ def get_current_user(request: Request, session: SessionDep) -> User:
         raise APIError(401, "missing_api_key", "You didn't provide an API key (Authorization: Bearer <key>)")
     cache = request.app.state.auth_cache
     key_hash = hash_api_key(key.strip())
-    user_id = cache.get(key_hash)
-    user = session.get(User, user_id) if user_id else None
+    user = cache.get(key_hash)  # a detached, read-only snapshot of the user row
     if user is None:
         user = get_user_by_key(session=session, key=key.strip())
         if user is not None:
-            cache.put(key_hash, user.id)
+            session.expunge(user)
+            cache.put(key_hash, user)
     if user is None or not user.is_active:
         raise APIError(401, "invalid_api_key", "Incorrect or revoked API key provided")
     return user

@@ -43,7 +43,7 @@ def _eta(job: Job) -> int | None:
 
 def job_view(job: Job, session: Session | None = None) -> JobRead:
     position = None
-    if session is not None and job.status == JobStatus.queued.value:
+    if session is not None and job.status in (JobStatus.queued.value, JobStatus.validating_files.value):
         from worker.dispatcher import queue_position
 
         position = queue_position(session, job)

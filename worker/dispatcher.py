@@ -115,17 +115,18 @@ def pick_admissions(session: Session, settings: Settings, queue: str) -> list[Jo
 
 
 def queue_position(session: Session, job: Job) -> int | None:
-    """1-based place of a queued job: admitted jobs first (by admission), then priority, then FIFO."""
-    if job.status != JobStatus.queued.value:
+    """1-based place of a queued job: admitted jobs first (by admission), then priority, then FIFO.
+    One COUNT over the (status, queue) index."""
+    if job.status not in PENDING_STATUSES or job.lease_owner is not None:
         return None
-    base = select(func.count()).select_from(Job).where(Job.queue == job.queue, Job.status == JobStatus.queued.value)
     if job.admitted_at is not None:
-        ahead = session.execute(base.where(Job.admitted_at.is_not(None), Job.admitted_at < job.admitted_at)).scalar()
-        return int(ahead) + 1
-    admitted = session.execute(base.where(Job.admitted_at.is_not(None))).scalar()
-    ahead = session.execute(base.where(Job.admitted_at.is_(None), (Job.priority > job.priority) | (
-        (Job.priority == job.priority) & (Job.created_at < job.created_at)))).scalar()
-    return int(admitted) + int(ahead) + 1
+        ahead = Job.admitted_at.is_not(None) & (Job.admitted_at < job.admitted_at)
+    else:
+        ahead = Job.admitted_at.is_not(None) | (Job.priority > job.priority) | (
+            (Job.priority == job.priority) & (Job.created_at < job.created_at))
+    n = session.execute(select(func.count()).select_from(Job).where(
+        Job.queue == job.queue, Job.status.in_(PENDING_STATUSES), Job.lease_owner.is_(None), ahead)).scalar()
+    return int(n) + 1
 
 
 def queue_positions(session: Session, queue: str) -> dict[str, int]:

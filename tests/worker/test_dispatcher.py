@@ -13,7 +13,7 @@ from models.crud.users import create_user
 from models.db import session_scope
 from models.job import Job, JobKind
 from models.settings import Settings
-from worker.dispatcher import dispatch_once, queue_positions
+from worker.dispatcher import dispatch_once, queue_position, queue_positions
 
 
 @pytest.fixture
@@ -49,6 +49,8 @@ def test_fair_share_interleaves_users_and_respects_slots(db_session_factory, cle
     assert dispatch_once(db_session_factory, settings, sent.append) == []  # no free slot
     with session_scope(db_session_factory) as s:
         positions = queue_positions(s, "gpu")
+        # The per-job COUNT the API uses agrees with the full ordering.
+        assert {j: queue_position(s, s.get(Job, j)) for j in positions} == positions
     assert positions[light_jobs[0]] == 1 and [positions[j] for j in heavy_jobs] == [3, 4, 5, 6]
 
 
