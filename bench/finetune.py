@@ -31,6 +31,43 @@ def select_rows(path: Path, n: int, n_eval: int, seed: int) -> tuple[list[dict],
     return rows[:n], rows[n:n + n_eval]
 
 
+# Real LLaMA shapes for speed at scale (random weights: same FLOPs and memory as the trained model).
+RANDOM_SHAPES = {
+    "1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+               num_key_value_heads=8),
+    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+               num_key_value_heads=32),
+}
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+
+
+def random_base_model(shape: str, tokenizer_dir: Path) -> Path:
+    """A randomly initialised LLaMA of a real shape, with the embedded model's tokenizer, on disk."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    cfg = LlamaConfig(vocab_size=len(tok), max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
+                      eos_token_id=tok.eos_token_id, **RANDOM_SHAPES[shape])
+    out = Path(tempfile.mkdtemp(prefix=f"lorafleet-random-{shape}-"))
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def model_flops_utilisation(n_params: int, tokens_per_s: float) -> float | None:
+    """MFU with the usual 6 * N FLOPs per token (forward + backward) against the GPU's bf16 peak."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    return round(6 * n_params * tokens_per_s / peak, 4) if peak else None
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True, type=Path)
@@ -45,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     ap.add_argument("--base-model", type=Path, help="HF checkpoint dir (default: the embedded base model)")
     ap.add_argument("--out", type=Path, help="output dir (default: a fresh temp dir)")
+    ap.add_argument("--random-shape", choices=sorted(RANDOM_SHAPES),
+                    help="speed only: a random LLaMA of this shape instead of the embedded model (no eval)")
     a = ap.parse_args(argv)
 
     import torch
@@ -58,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     from worker.ml.records import Example
 
     base = a.base_model or materialise_builtin("smollm2-135m-instruct", DEFAULT_MODELS_DIR)
+    if a.random_shape:
+        base = random_base_model(a.random_shape, base)
     train_rows, eval_rows = select_rows(a.data, a.examples, a.eval_examples, a.seed)
     to_example = lambda i, r: Example(r["instruction"], r.get("input") or "", r["output"], line=i + 1)
     train_examples = [to_example(i, r) for i, r in enumerate(train_rows)]
@@ -79,12 +120,23 @@ def main(argv: list[str] | None = None) -> None:
     first_step_seconds = steps[0]["tokens"] / max(steps[0]["tokens_per_s"], 1e-9)
     loop_seconds = marks[-1] - marks[0] + first_step_seconds
 
+    tokens = res["trained_tokens"]
+    if a.random_shape:
+        cfg = json.loads((base / "config.json").read_text())
+        h, L, ff, v = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"], cfg["vocab_size"]
+        kv = h * cfg["num_key_value_heads"] // cfg["num_attention_heads"]
+        n_params = L * (2 * h * h + 2 * h * kv + 3 * h * ff) + 2 * v * h
+        print(json.dumps({"impl": "lorafleet", "shape": a.random_shape, "precision": res["precision"],
+                          "examples": len(train_examples), "steps": res["steps"], "train_tokens": tokens,
+                          "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
+                          "loop_tokens_per_s": round(tokens / loop_seconds, 1),
+                          "mfu": model_flops_utilisation(n_params, tokens / loop_seconds)}))
+        return
     tokenizer = load_tokenizer(base)
     held_out = tokenize_examples(eval_examples, tokenizer, cutoff_len=a.cutoff, train_on_inputs=a.train_on_inputs)
     model = load_adapter_model(base, Path(res["adapter_dir"]), device="cpu", dtype=torch.float32)
     evaluation = evaluate_loss(model, held_out, micro_batch_size=a.micro_batch, pad_id=tokenizer.eos_token_id,
                                device=torch.device("cpu"))
-    tokens = res["trained_tokens"]
     print(json.dumps({"impl": "lorafleet", "precision": res["precision"], "examples": len(train_examples),
                       "steps": res["steps"], "train_tokens": tokens, "seconds": round(seconds, 2),
                       "tokens_per_s": round(tokens / seconds, 1), "loop_seconds": round(loop_seconds, 2),
