@@ -174,9 +174,11 @@ def celery_sender(celery_app, settings: Settings) -> SendFn:
 class DispatcherLoop(threading.Thread):
     """Runs ``dispatch_once`` every ``interval`` seconds until stopped (in the API process)."""
 
-    def __init__(self, session_factory, settings: Settings, send: SendFn, interval: float = 2.0):
+    def __init__(self, session_factory, settings: Settings, send: SendFn, interval: float = 2.0,
+                 min_gap: float = 0.25):
         super().__init__(daemon=True, name="lorafleet-dispatcher")
         self.session_factory, self.settings, self.send, self.interval = session_factory, settings, send, interval
+        self.min_gap = min_gap  # a burst of submissions shares one pass instead of one pass each
         self.stopped = threading.Event()
         self.wakeup = threading.Event()
 
@@ -186,7 +188,8 @@ class DispatcherLoop(threading.Thread):
                 dispatch_once(self.session_factory, self.settings, self.send)
             except Exception:
                 log.exception("dispatcher pass failed")
-            self.wakeup.wait(self.interval)
+            self.stopped.wait(self.min_gap)
+            self.wakeup.wait(max(0.0, self.interval - self.min_gap))
             self.wakeup.clear()
 
     def stop(self) -> None:
