@@ -144,35 +144,10 @@ def wait_for(predicate, timeout: float, interval: float = 0.3, what: str = "cond
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last={last!r}")
 
 
-class LiveServer:
-    """The API served by uvicorn in a background thread on a free port (for the openai SDK)."""
-
-    def __init__(self, app):
-        import socket
-        import threading
-
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.server.started, 30, 0.05, "uvicorn to start")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="session")
 def live_api(settings):
     from api.main import create_app
+    from tests.support.live_server import LiveServer
 
     server = LiveServer(create_app(settings))
     yield server

@@ -11,16 +11,16 @@ and never answers it (it stands for a request in flight when a worker is killed)
 """
 from __future__ import annotations
 
+from tests.support.live_server import LiveServer
+
 import hashlib
 import random
 import re
-import socket
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -128,21 +128,12 @@ def start_teacher_stub(**kwargs) -> tuple[TeacherStub, callable]:
         return await _in_thread(stub.handle, "completions", await request.json(),
                                 request.headers.get("authorization"))
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.01)
-    stub.base_url = f"http://127.0.0.1:{port}/v1"
+    live = LiveServer(app, log_level="error", start_timeout=10)
+    stub.base_url = f"{live.url}/v1"
 
     def stop() -> None:
         stub.release()
-        server.should_exit = True
-        thread.join(timeout=5)
+        live.stop()
 
     return stub, stop
 

@@ -97,10 +97,7 @@ def save_adapter(model: Any, out_dir: Path, probe_ids: torch.Tensor | None = Non
             model.delete_adapter("_verify")
             if not torch.allclose(expected, reloaded, atol=1e-4, rtol=1e-4):
                 raise RuntimeError("the saved adapter does not reproduce the trained model's logits")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-        return out_dir
+        return _move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -135,10 +132,15 @@ def merge_adapter(base_model_dir: Path, adapter_dir: Path, out_dir: Path) -> Pat
         for name in ("generation_config.json",):
             if (Path(base_model_dir) / name).is_file() and not (tmp / name).exists():
                 shutil.copy2(Path(base_model_dir) / name, tmp / name)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-        return out_dir
+        return _move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> Path:
+    """Replace ``out_dir`` with the finished folder ``tmp`` (same filesystem: a rename)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir

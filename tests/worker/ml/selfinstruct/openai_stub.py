@@ -7,7 +7,8 @@ text), a ``(text, finish_reason)`` tuple, or a ``StubError(status, retry_after=N
 """
 from __future__ import annotations
 
-import socket
+from tests.support.live_server import LiveServer
+
 import threading
 import time
 from collections import Counter
@@ -15,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -99,20 +99,11 @@ def start_stub_server() -> tuple[StubServer, Callable[[], None]]:
         body = await request.json()
         return await _in_thread(stub.handle, "completions", body, request.headers.get("authorization"))
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.01)
-    stub.base_url = f"http://127.0.0.1:{port}/v1"
+    live = LiveServer(app, log_level="error", start_timeout=10)
+    stub.base_url = f"{live.url}/v1"
 
     def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=5)
+        live.stop()
 
     return stub, stop
 
