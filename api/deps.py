@@ -17,7 +17,7 @@ from models.storage import ArtifactStore
 from models.user import User, hash_api_key
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -33,7 +33,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db)]
 
 
-def get_store(settings: SettingsDep) -> ArtifactStore:
+async def get_store(settings: SettingsDep) -> ArtifactStore:
     return ArtifactStore(settings.artifacts_dir)
 
 
@@ -41,6 +41,11 @@ StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 
 
 def get_current_user(request: Request, session: SessionDep) -> User:
+    return authenticate(request, session)
+
+
+def authenticate(request: Request, session: Session) -> User:
+    """The caller's user from ``Authorization: Bearer <key>`` (401 otherwise); cached per key."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
@@ -61,7 +66,7 @@ def get_current_user(request: Request, session: SessionDep) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_admin_user(user: CurrentUser) -> User:
+async def get_admin_user(user: CurrentUser) -> User:
     if not user.is_admin:
         raise APIError(403, "forbidden", "This endpoint needs an admin API key")
     return user
@@ -81,6 +86,10 @@ OwnedFile = Annotated[File, Depends(get_owned_file)]
 
 
 def get_owned_job(job_id: str, session: SessionDep, user: CurrentUser) -> Job:
+    return owned_job_or_404(session, job_id, user)
+
+
+def owned_job_or_404(session: Session, job_id: str, user: User) -> Job:
     job = job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id)
     if job is None:
         raise not_found("job", job_id, "job_id")

@@ -41,12 +41,13 @@ def _eta(job: Job) -> int | None:
     return int(datetime.fromisoformat(iso).timestamp())
 
 
-def job_view(job: Job, session: Session | None = None) -> JobRead:
+def job_view(job: Job, session: Session | None = None, positions=None) -> JobRead:
+    """``positions``: a ``QueuePositionCache`` for hot paths; otherwise one COUNT gives the position."""
     position = None
     if session is not None and job.status in (JobStatus.queued.value, JobStatus.validating_files.value):
         from worker.dispatcher import queue_position
 
-        position = queue_position(session, job)
+        position = positions.position(session, job) if positions is not None else queue_position(session, job)
     return JobRead(
         id=job.id, object=JOB_OBJECT.get(job.kind, "job"), kind=job.kind, status=job.status, model=job.model,
         created_at=to_unix(job.created_at), started_at=to_unix(job.started_at),

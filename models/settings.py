@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", validation_alias="LORAFLEET_SECRET_KEY")
     # Internal URL of the inference server (`lorafleet serve`) that answers /v1/chat/completions.
     inference_url: str = Field(default="", validation_alias="LORAFLEET_INFERENCE_URL")
+    # Threads per API process for sync routes (DB work); more only adds GIL contention.
+    api_threads: int = Field(default=4, ge=1, le=200, validation_alias="LORAFLEET_API_THREADS")
     # Torch device for workers: "auto", "cpu", "cuda".
     device: str = Field(default="auto", validation_alias="LORAFLEET_DEVICE")
 

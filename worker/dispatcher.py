@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
@@ -129,9 +130,30 @@ def queue_position(session: Session, job: Job) -> int | None:
     return int(n) + 1
 
 
+class QueuePositionCache:
+    """Queue positions from one ordered snapshot per queue, refreshed at most every ``ttl`` seconds, so
+    polling clients cost no COUNT each. Positions are advisory; a job newer than the snapshot gets an
+    exact COUNT."""
+
+    def __init__(self, ttl: float = 1.0):
+        self.ttl = ttl
+        self._snapshots: dict[str, tuple[float, dict[str, int]]] = {}
+
+    def position(self, session: Session, job: Job) -> int | None:
+        if job.status not in PENDING_STATUSES or job.lease_owner is not None:
+            return None
+        now = time.monotonic()
+        taken, positions = self._snapshots.get(job.queue, (0.0, {}))
+        if now - taken > self.ttl:
+            positions = queue_positions(session, job.queue)
+            self._snapshots[job.queue] = (now, positions)
+        return positions.get(job.id) or queue_position(session, job)
+
+
 def queue_positions(session: Session, queue: str) -> dict[str, int]:
     """1-based position of every not-yet-started job of a queue (admitted ones first, then FIFO)."""
-    rows = session.execute(select(Job.id).where(Job.queue == queue, Job.status == JobStatus.queued.value)
+    rows = session.execute(select(Job.id).where(Job.queue == queue, Job.status.in_(PENDING_STATUSES),
+                                                Job.lease_owner.is_(None))
                            .order_by(Job.admitted_at.is_(None), Job.admitted_at, Job.priority.desc(),
                                      Job.created_at)).scalars().all()
     return {job_id: i + 1 for i, job_id in enumerate(rows)}
@@ -175,7 +197,7 @@ class DispatcherLoop(threading.Thread):
     """Runs ``dispatch_once`` every ``interval`` seconds until stopped (in the API process)."""
 
     def __init__(self, session_factory, settings: Settings, send: SendFn, interval: float = 2.0,
-                 min_gap: float = 0.25):
+                 min_gap: float = 0.5):
         super().__init__(daemon=True, name="lorafleet-dispatcher")
         self.session_factory, self.settings, self.send, self.interval = session_factory, settings, send, interval
         self.min_gap = min_gap  # a burst of submissions shares one pass instead of one pass each

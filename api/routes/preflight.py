@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import authenticate
 from api.job_inputs import require_base_model, require_file
 from api.queue import notify_submitted
 from api.schemas.jobs import JobRead, PreflightJobCreate, params_of
@@ -15,8 +15,12 @@ router = APIRouter(prefix="/preflight/jobs", tags=["preflight"])
 
 
 @router.post("", response_model=JobRead, status_code=200)
-def create_preflight_job(body: PreflightJobCreate, session: SessionDep, user: CurrentUser,
-                         request: Request) -> JobRead:
+def create_preflight_job(body: PreflightJobCreate, request: Request) -> JobRead:
+    with request.app.state.session_factory() as session:  # inline auth: one thread hop (see jobs.retrieve_job)
+        return _create(body, session, authenticate(request, session), request)
+
+
+def _create(body: PreflightJobCreate, session, user, request: Request) -> JobRead:
     require_base_model(session, body.model)
     require_file(session, user, body.training_file, "training_file", ("fine-tune",))
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.preflight, model=body.model,
