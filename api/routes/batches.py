@@ -18,10 +18,10 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import or_, select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep
-from api.errors import APIError, not_found
+from api.errors import APIError
 from api.job_inputs import require_file, resolve_model_ref
 from api.queue import notify_submitted
-from api.routes.jobs import cancel_job
+from api.routes.jobs import cancel_job, owned_job_of_kind, page_jobs
 from api.schemas.batches import (
     BatchCreate,
     BatchErrors,
@@ -102,10 +102,7 @@ def plan_models(session, user, requests: list[BatchRequest], endpoint: str) -> d
 
 
 def _get(session, user, batch_id: str) -> Job:
-    job = job_crud.get_owned_job(session=session, job_id=batch_id, owner_id=user.id, kind=JobKind.batch.value)
-    if job is None:
-        raise not_found("batch", batch_id, "batch_id")
-    return job
+    return owned_job_of_kind(session, user, batch_id, JobKind.batch.value, "batch", "batch_id")
 
 
 @router.post("", response_model=BatchRead)
@@ -138,10 +135,8 @@ def create_batch(body: BatchCreate, session: SessionDep, user: CurrentUser, sett
 @router.get("", response_model=BatchesRead)
 def list_batches(session: SessionDep, user: CurrentUser, after: str | None = None,
                  limit: int = Query(20, ge=1, le=100)) -> BatchesRead:
-    rows = job_crud.list_jobs(session=session, owner_id=user.id, kind=JobKind.batch.value, after=after,
-                              limit=limit + 1)
-    data = [batch_view(j, session) for j in rows[:limit]]
-    return BatchesRead(data=data, has_more=len(rows) > limit, first_id=data[0].id if data else None,
+    data, has_more = page_jobs(session, user, JobKind.batch.value, after, limit, lambda j: batch_view(j, session))
+    return BatchesRead(data=data, has_more=has_more, first_id=data[0].id if data else None,
                        last_id=data[-1].id if data else None)
 
 

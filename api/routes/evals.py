@@ -16,7 +16,7 @@ from api.deps import CurrentUser, SessionDep, StoreDep
 from api.errors import APIError, not_found
 from api.job_inputs import require_file, resolve_model_ref
 from api.queue import notify_submitted
-from api.routes.jobs import cancel_job
+from api.routes.jobs import cancel_job, owned_job_of_kind, page_jobs
 from api.schemas.evals import EvalJobCreate
 from api.views import job_view
 from models.crud import jobs as job_crud
@@ -72,10 +72,7 @@ def eval_view(job: Job, session=None, report: dict | None = None) -> dict:
 
 
 def _get(session, user, job_id: str) -> Job:
-    job = job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id, kind=JobKind.eval.value)
-    if job is None:
-        raise not_found("eval job", job_id, "eval_job_id")
-    return job
+    return owned_job_of_kind(session, user, job_id, JobKind.eval.value, "eval job", "eval_job_id")
 
 
 @router.post("")
@@ -94,9 +91,8 @@ def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser,
 @router.get("")
 def list_eval_jobs(session: SessionDep, user: CurrentUser, after: str | None = None,
                    limit: int = Query(20, ge=1, le=100)):
-    rows = job_crud.list_jobs(session=session, owner_id=user.id, kind=JobKind.eval.value, after=after,
-                              limit=limit + 1)
-    return {"object": "list", "data": [eval_view(j) for j in rows[:limit]], "has_more": len(rows) > limit}
+    data, has_more = page_jobs(session, user, JobKind.eval.value, after, limit, lambda j: eval_view(j, None))
+    return {"object": "list", "data": data, "has_more": has_more}
 
 
 @router.get("/{job_id}")

@@ -5,10 +5,10 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep
-from api.errors import APIError, not_found
+from api.errors import APIError
 from api.job_inputs import require_base_model, require_file
 from api.queue import notify_submitted
-from api.routes.jobs import cancel_job, page_events
+from api.routes.jobs import cancel_job, owned_job_of_kind, page_events, page_jobs
 from api.schemas.common import ListRead, to_unix
 from api.schemas.fine_tuning import CheckpointRead, FineTuningJobCreate
 from api.views import job_view
@@ -49,10 +49,7 @@ def fine_tuning_view(job: Job, session) -> dict:
 
 
 def _get(session, user, job_id: str) -> Job:
-    job = job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id, kind=JobKind.fine_tuning.value)
-    if job is None:
-        raise not_found("fine-tuning job", job_id, "fine_tuning_job_id")
-    return job
+    return owned_job_of_kind(session, user, job_id, JobKind.fine_tuning.value, "fine-tuning job", "fine_tuning_job_id")
 
 
 def resolve_training_source(session, user, ref: str, param: str) -> str:
@@ -86,9 +83,9 @@ def create_fine_tuning_job(body: FineTuningJobCreate, session: SessionDep, user:
 @router.get("")
 def list_fine_tuning_jobs(session: SessionDep, user: CurrentUser, after: str | None = None,
                           limit: int = Query(20, ge=1, le=100)):
-    rows = job_crud.list_jobs(session=session, owner_id=user.id, kind=JobKind.fine_tuning.value, after=after,
-                              limit=limit + 1)
-    return {"object": "list", "data": [fine_tuning_view(j, None) for j in rows[:limit]], "has_more": len(rows) > limit}
+    data, has_more = page_jobs(session, user, JobKind.fine_tuning.value, after, limit,
+                               lambda j: fine_tuning_view(j, None))
+    return {"object": "list", "data": data, "has_more": has_more}
 
 
 @router.get("/{job_id}")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep
-from api.errors import APIError, not_found
+from api.errors import APIError
 from api.job_inputs import require_file
 from api.queue import notify_submitted
-from api.routes.jobs import cancel_job, page_events, pause, resume
+from api.routes.jobs import cancel_job, owned_job_of_kind, page_events, page_jobs, pause, resume
 from api.schemas.generation import GenerationJobCreate, GenerationJobResume
 from api.views import job_view
 from models.crud import jobs as job_crud
@@ -50,10 +50,7 @@ def generation_view(job: Job, session) -> dict:
 
 
 def _get(session, user, job_id: str) -> Job:
-    job = job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id, kind=JobKind.generation.value)
-    if job is None:
-        raise not_found("generation job", job_id, "generation_job_id")
-    return job
+    return owned_job_of_kind(session, user, job_id, JobKind.generation.value, "generation job", "generation_job_id")
 
 
 def check_seed_file(session, user, store, settings, file_id: str) -> int:
@@ -87,9 +84,9 @@ def create_generation_job(body: GenerationJobCreate, session: SessionDep, user: 
 @router.get("")
 def list_generation_jobs(session: SessionDep, user: CurrentUser, after: str | None = None,
                          limit: int = Query(20, ge=1, le=100)):
-    rows = job_crud.list_jobs(session=session, owner_id=user.id, kind=JobKind.generation.value, after=after,
-                              limit=limit + 1)
-    return {"object": "list", "data": [generation_view(j, None) for j in rows[:limit]], "has_more": len(rows) > limit}
+    data, has_more = page_jobs(session, user, JobKind.generation.value, after, limit,
+                               lambda j: generation_view(j, None))
+    return {"object": "list", "data": data, "has_more": has_more}
 
 
 @router.get("/{job_id}")

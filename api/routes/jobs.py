@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, OwnedJob, SessionDep, authenticate, owned_job_or_404
-from api.errors import APIError
+from api.errors import APIError, not_found
 from api.queue import notify_submitted
 from api.schemas.common import ListRead
 from api.schemas.jobs import EventRead, JobRead
@@ -36,6 +36,20 @@ def page_events(session, job: Job, after: str | None, limit: int, order: str) ->
     data = [event_view(e) for e in rows[:limit]]
     return ListRead(data=data, has_more=len(rows) > limit, first_id=data[0].id if data else None,
                     last_id=data[-1].id if data else None)
+
+
+def owned_job_of_kind(session, user, job_id: str, kind: str, what: str, param: str) -> Job:
+    """The caller's job of one kind, or a 404 that names the kind's id parameter."""
+    job = job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id, kind=kind)
+    if job is None:
+        raise not_found(what, job_id, param)
+    return job
+
+
+def page_jobs(session, user, kind: str, after: str | None, limit: int, view) -> tuple[list, bool]:
+    """One page of the caller's jobs of a kind, newest first, each through ``view``; and has_more."""
+    rows = job_crud.list_jobs(session=session, owner_id=user.id, kind=kind, after=after, limit=limit + 1)
+    return [view(j) for j in rows[:limit]], len(rows) > limit
 
 
 def cancel_job(session, job: Job) -> Job:
