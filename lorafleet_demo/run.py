@@ -1,8 +1,8 @@
 """`lorafleet demo`: the whole story on the embedded default, on CPU, in a few minutes.
 
 It starts a private lorafleet (`lorafleet up` on SQLite + the embedded broker), then over HTTP:
-1. a self-instruct job (Alpaca one-call method) from the shipped seed tasks, with lorafleet's own
-   `/v1/chat/completions` (the base model) as the teacher;
+1. a self-instruct job (Self-Instruct's four steps) from the English tasks of the shipped seed file,
+   with lorafleet's own `/v1/completions` (the base model) as the teacher;
 2. a fine-tuning job on the generated rows plus a slice of the shipped Alpaca-format demo file;
 3. an eval job: base model vs the new adapter on held-out demo rows;
 and prints the score table and where to look. Re-running it reuses the jobs that already succeeded.
@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 import httpx
+
+from worker.ml.selfinstruct.seeds import load_seed_tasks
+from worker.ml.selfinstruct.tokenize import contains_cjk
 
 BASE = "smollm2-135m-instruct"
 DEMO_DATA = Path(__file__).parent / "demo_alpaca.json"
@@ -110,9 +113,15 @@ class Demo:
     def generate(self) -> list[dict]:
         job = self.reuse("generation_job")
         if job is None:
-            body = {"method": "alpaca", "num_instructions": 8, "request_batch_size": 2, "max_rounds": 2,
-                    "teacher": {"base_url": f"{self.url}/v1", "model": BASE, "api": "chat",
-                                "api_key": self.state["api_key"], "max_tokens": 200, "max_concurrency": 2}}
+            # The shipped seed tasks written in English: in-context Chinese pulls a 135M teacher into Chinese.
+            seeds = [s for s in load_seed_tasks() if not contains_cjk(json.dumps(s, ensure_ascii=False))]
+            seed_file = self.upload(seeds, "seed_tasks", "demo-seeds.jsonl")
+            say(f"      {len(seeds)} English seed tasks of lorafleet's own seed file; Self-Instruct's 4 steps "
+                "through /v1/completions")
+            body = {"method": "self_instruct", "seed_file": seed_file, "num_instructions": 8,
+                    "request_batch_size": 4, "max_rounds": 2, "max_instances_per_task": 2,
+                    "teacher": {"base_url": f"{self.url}/v1", "model": BASE, "api": "completions",
+                                "api_key": self.state["api_key"], "max_tokens": 256, "max_concurrency": 4}}
             r = self.http.post("/v1/generation/jobs", json=body)
             r.raise_for_status()
             self.state["generation_job"] = r.json()["id"]
@@ -190,7 +199,7 @@ def run_demo(args) -> int:
     try:
         say("[1/4] starting lorafleet (embedded: SQLite + SQLAlchemy broker, one gpu and one io worker)")
         demo.start()
-        say("[2/4] self-instruct generation (Alpaca method) with lorafleet's own endpoint as the teacher")
+        say("[2/4] self-instruct generation with lorafleet's own endpoint as the teacher")
         generated = demo.generate()
         say(f"[3/4] LoRA fine-tuning of {BASE} on {len(generated)} generated + {len(train_rows)} demo examples")
         adapter = demo.fine_tune(generated, train_rows)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep
 from api.errors import APIError
-from api.job_inputs import require_file
+from api.job_inputs import require_file, resolve_model_ref
 from api.queue import notify_submitted
 from api.routes.jobs import cancel_job, owned_job_of_kind, page_events, page_jobs, pause, resume
 from api.schemas.generation import GenerationJobCreate, GenerationJobResume
@@ -25,9 +25,9 @@ router = APIRouter(prefix="/generation/jobs", tags=["generation"])
 
 
 def teacher_queue(teacher: TeacherConfig) -> str:
-    """Every teacher is an OpenAI-compatible URL, lorafleet's own endpoint included: the GPU belongs to
-    the serving process, so the job only waits on HTTP and runs on the ``io`` pool."""
-    return "io"
+    """A remote teacher (any OpenAI-compatible URL, lorafleet's own endpoint included) only keeps the job
+    waiting on HTTP: it runs on the ``io`` pool and holds no GPU. A local teacher runs in the worker: ``gpu``."""
+    return "gpu" if teacher.local else "io"
 
 
 def generation_view(job: Job, session) -> dict:
@@ -71,6 +71,8 @@ def create_generation_job(body: GenerationJobCreate, session: SessionDep, user: 
     params: dict = {"config": cfg.model_dump(mode="json"), "seed_file": body.seed_file}
     if body.seed_file is not None:
         params["n_seed_tasks"] = check_seed_file(session, user, store, settings, body.seed_file)
+    if cfg.teacher.local:  # one of the caller's models (or a base model); 404 naming teacher.model otherwise
+        params["teacher_base_model"] = resolve_model_ref(session, user, cfg.teacher.model, "teacher.model")["base_model"]
     if cfg.teacher.api_key is not None and cfg.teacher.api_key.get_secret_value():
         params["teacher_api_key_encrypted"] = encrypt_secret(settings, cfg.teacher.api_key.get_secret_value())
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.generation, model=cfg.teacher.model,

@@ -3,6 +3,7 @@ worker with the real base model; and a fine-tuning job expanded to its base, che
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import pytest
@@ -128,3 +129,35 @@ def test_bad_eval_requests_are_refused(openai_client, shared_data, make_user):
 
     assert httpx.get(f"{client.base_url}evals/jobs/{job['id']}", headers=other).status_code == 404
     assert api(client, "POST", f"evals/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
+
+
+def test_kill_9_mid_eval_resumes_without_redoing_generations(openai_client, start_worker, shared_data, settings):
+    client = openai_client
+    n = 30
+    f = upload_eval_rows(client, shared_data, n)
+    r = api(client, "POST", "evals/jobs", json={"eval_file": f.id, "models": [BASE], "metrics": ["rouge_l"],
+                                                "sampling": {"max_new_tokens": 8, "temperature": 0},
+                                                "batch_size": 2, "precision": "fp32"})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    ledger = settings.artifacts_dir / "jobs" / job["id"] / "generations.jsonl"
+
+    def finished() -> int:  # whole generations the worker has written out (they survive its kill)
+        return ledger.read_bytes().count(b"\n") if ledger.exists() else 0
+
+    w = start_worker()
+    wait_for(lambda: finished() >= 4, 600, 0.05, "some finished generations")
+    w.kill()
+    seen = finished()
+    assert seen < n, "the eval finished before the worker could be killed"
+    start_worker()
+    done = wait_eval(client, job["id"])
+    assert done["status"] == "succeeded", done["error"]
+    keys = [json.loads(x)["key"] for x in ledger.read_text().splitlines()]
+    assert len(keys) == n and len(set(keys)) == n  # nothing generated twice, nothing lost
+    events = api(client, "GET", f"jobs/{job['id']}/events", params={"limit": 500, "order": "asc"}).json()["data"]
+    resumed = [e for e in events if e["message"].startswith("Resumed on attempt")]
+    assert resumed and resumed[0]["data"]["resumed_generations"] >= seen, [e["message"] for e in events]
+    report = done["report"]
+    assert report["models"][0]["examples"] == n and report["models"][0]["errors"] == 0
+    assert [row["index"] for row in report["examples"]] == list(range(n))

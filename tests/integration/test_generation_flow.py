@@ -305,6 +305,14 @@ def test_bad_input_is_refused_at_submit(api_client, make_user, teacher, db):
         r = api_client.post("/v1/generation/jobs", headers=alice, json={**job_body(teacher), **override})
         assert r.status_code == 422, (override, r.text)
         assert r.json()["error"]["param"] == param and TEACHER_KEY not in r.text
+    # a local teacher: a model of the caller's (404 naming teacher.model), and no URL or key of its own
+    r = api_client.post("/v1/generation/jobs", headers=alice,
+                        json={**job_body(teacher), "teacher": {"local": True, "model": "ft:smollm2-135m-instruct:x:y"}})
+    assert r.status_code == 404 and r.json()["error"]["param"] == "teacher.model"
+    r = api_client.post("/v1/generation/jobs", headers=alice, json={**job_body(teacher), "teacher": {
+        "local": True, "model": "smollm2-135m-instruct", "base_url": "http://127.0.0.1:9/v1"}})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "teacher"
+    assert "local teacher takes no base_url" in r.json()["error"]["message"]
     assert api_client.get("/v1/generation/jobs", headers=alice).json()["data"] == []
     # another user's dataset and job are invisible
     from models.file import Dataset

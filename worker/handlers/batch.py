@@ -83,9 +83,9 @@ def run_batch_job(ctx: JobContext) -> dict:
         ctx.emit(f"Resumed on attempt {ctx.attempt}: {ledger.resumed} of {len(requests)} lines were already done",
                  data={"resumed_lines": ledger.resumed})
     progress = Progress(ctx, ledger, len(requests), every=max(p.get("batch_size", 16), len(requests) // 10))
-    todo = []
+    todo, done = [], ledger.done
     for req in requests:
-        if req.custom_id in ledger.done:
+        if req.custom_id in done:
             continue
         err = pre_error(req, endpoint, base, found.get(req.body["model"]))
         if err is not None:

@@ -2,17 +2,21 @@
 
 The report (``report.json`` in the job directory, registered as an ``eval_report`` file) holds a
 score table per model and the outputs side by side per example; the job's result is that table
-plus the report's file id. An eval run is one engine pass: a restarted attempt runs it again.
+plus the report's file id. Every finished generation is appended to ``generations.jsonl`` in the
+job directory (durable per chunk); a restarted attempt (a worker that died, a paused job resumed)
+loads it and generates only what is missing, so no finished work is lost or paid twice.
 """
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 
 from models.db import session_scope
 from worker.handlers.job_files import read_owned_file, register_job_file
+from worker.handlers.line_ledger import ResultLedger
 from worker.ml.configs import SamplingParams
-from worker.ml.generation_types import ModelTarget
+from worker.ml.generation_types import GenerationResult, ModelTarget
 from worker.ml.records import parse_eval_file
 from worker.model_resolver import resolve_target
 from worker.resources import resolve_base_model_dir
@@ -36,7 +40,7 @@ def resolve_targets(ctx: JobContext, names: list[str]) -> tuple[str, list[ModelT
 
 
 def run_eval_job(ctx: JobContext) -> dict:
-    from worker.ml.batch_run import run_eval
+    from worker.ml.batch_run import Pair, run_eval
     from worker.ml.inference import InferenceEngine
 
     p = ctx.params
@@ -50,19 +54,38 @@ def run_eval_job(ctx: JobContext) -> dict:
     engine = InferenceEngine(model_dir, device=ctx.settings.device, dtype=p.get("precision", "auto"))
     ctx.emit(f"Scoring {len(targets)} models on {len(examples)} rows ({', '.join(p['metrics'])}) on {engine.device}",
              data={"models": p["models"], "rows": len(examples)})
-    t0, last = time.monotonic(), [0]
+    done: dict[Pair, GenerationResult] = {}
+    index = {t.name: k for k, t in enumerate(targets)}
 
-    def on_progress(done: int, total: int) -> None:
-        rate = round(done / max(time.monotonic() - t0, 1e-6), 3)
-        ctx.report_progress(step=done, total=total, generations_per_s=rate)
-        if done == total or done - last[0] >= max(1, total // 10):
-            last[0] = done
-            ctx.emit(f"{done}/{total} generations done ({rate}/s)", type="metrics",
-                     data={"done": done, "total": total, "generations_per_s": rate})
+    def load(line: dict) -> None:
+        if line["model"] in index and line["example"] < len(examples):
+            done[(line["example"], index[line["model"]])] = GenerationResult(**line["result"])
+
+    ledger = ResultLedger(ctx.work_dir / "generations.jsonl", "key", on_load=load)
+    if done:
+        ctx.emit(f"Resumed on attempt {ctx.attempt}: {len(done)} of {len(examples) * len(targets)} generations were "
+                 "already done", data={"resumed_generations": len(done)})
+
+    def save(chunk: list[tuple[Pair, GenerationResult]]) -> None:
+        for (i, t), result in chunk:
+            ledger.write({"key": f"{i}|{targets[t].name}", "example": i, "model": targets[t].name,
+                          "result": asdict(result)})
+        ledger.sync()
+
+    t0, last = time.monotonic(), [len(done)]
+
+    def on_progress(n_done: int, total: int) -> None:
+        rate = round((n_done - len(done)) / max(time.monotonic() - t0, 1e-6), 3)  # this attempt's pace
+        ctx.report_progress(step=n_done, total=total, generations_per_s=rate)
+        if n_done == total or n_done - last[0] >= max(1, total // 10):
+            last[0] = n_done
+            ctx.emit(f"{n_done}/{total} generations done ({rate}/s)", type="metrics",
+                     data={"done": n_done, "total": total, "generations_per_s": rate})
 
     report = run_eval(engine, examples, targets, p["metrics"], on_progress=on_progress,
                       sampling=SamplingParams.model_validate(p["sampling"]), batch_size=p.get("batch_size", 16),
-                      should_stop=ctx.should_stop)
+                      should_stop=ctx.should_stop, done=done, on_chunk=save)
+    ledger.close()
     report = {"eval_file": p["eval_file"], "base_model": base, **report}
     path = ctx.work_dir / "report.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=1))

@@ -12,7 +12,7 @@ batches), scores them and returns one report: a score table per model and the ou
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -167,16 +167,24 @@ def eval_request(engine: InferenceEngine, example: Example, target: ModelTarget,
                              adapter_dir=target.adapter_dir, **knobs)
 
 
+Pair = tuple[int, int]  # (example index, target index)
+
+
 def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[ModelTarget], metrics: list[str],
              on_progress: Callable[[int, int], None] | None = None, sampling: SamplingParams | None = None,
              judge: Callable[[str], str] | None = None, batch_size: int = 16,
-             should_stop: Callable[[], bool] = lambda: False) -> dict:
-    """Scores per model and outputs side by side. ``on_progress(rows_done, rows_total)``."""
+             should_stop: Callable[[], bool] = lambda: False, done: Mapping[Pair, GenerationResult] | None = None,
+             on_chunk: Callable[[list[tuple[Pair, GenerationResult]]], None] | None = None) -> dict:
+    """Scores per model and outputs side by side. ``on_progress(rows_done, rows_total)``.
+
+    ``done`` holds generations of an earlier attempt (not generated again); ``on_chunk`` receives each
+    chunk's new generations as soon as it is finished, so a caller can make them durable."""
     sampling = sampling or SamplingParams()
     if "judge" in metrics and judge is None:
         raise ValueError("metric 'judge' needs a judge callable")
-    pairs = [(i, t) for i in range(len(examples)) for t in range(len(targets))]
-    results: dict[tuple[int, int], GenerationResult] = {}
+    all_pairs = [(i, t) for i in range(len(examples)) for t in range(len(targets))]
+    results: dict[Pair, GenerationResult] = {p: r for p, r in (done or {}).items() if p in set(all_pairs)}
+    pairs = [p for p in all_pairs if p not in results]
     stopped = False
     for start in range(0, len(pairs), batch_size):
         if should_stop():
@@ -193,8 +201,10 @@ def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[Mod
         live = [(pair, r) for pair, r in zip(chunk, requests) if r is not None]
         for (pair, _), res in zip(live, engine.generate([r for _, r in live])):
             results[pair] = res
+        if on_chunk:
+            on_chunk([(pair, results[pair]) for pair in chunk])
         if on_progress:
-            on_progress(len(results), len(pairs))
+            on_progress(len(results), len(all_pairs))
     losses = {}
     if "reference_loss" in metrics and not stopped:
         for t, target in enumerate(targets):
@@ -208,7 +218,7 @@ def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[Mod
 
 
 def _report(examples: list[Example], targets: list[ModelTarget], metrics: list[str], sampling: SamplingParams,
-            results: dict[tuple[int, int], GenerationResult], losses: dict[int, dict[int, ReferenceLoss]],
+            results: dict[Pair, GenerationResult], losses: dict[int, dict[int, ReferenceLoss]],
             judge: Callable[[str], str] | None, stopped: bool) -> dict:
     rows = []
     per_model: list[dict[str, list[float]]] = [{m: [] for m in metrics} for _ in targets]

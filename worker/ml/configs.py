@@ -34,7 +34,8 @@ class FinetuneHyperparameters(BaseModel):
     train_on_inputs: bool = Field(False, description="False: loss on the response and EOS only")
     prompt_template: PromptTemplateName = "alpaca"
     group_by_length: bool = Field(True, description="length-bucketed micro-batches: no wasted padding")
-    packing: bool = Field(False, description="pack several examples per row with block-diagonal attention")
+    packing: bool = Field(False, description="pack each step's examples into rows of cutoff_len tokens "
+                                             "(micro_batch_size rows per pass) with block-diagonal attention")
     # --- LoRA (PEFT vocabulary)
     lora_r: int = Field(8, ge=1, le=1024, description="rank; higher costs memory, may learn more")
     lora_alpha: float = Field(16, gt=0)
@@ -93,10 +94,14 @@ GenerationMethod = Literal["self_instruct", "alpaca"]
 
 
 class TeacherConfig(BaseModel):
-    """An OpenAI-compatible teacher. ``api_key`` is a secret: masked in reprs, left out of dumps."""
+    """The model that writes the data: an OpenAI-compatible endpoint (``base_url``, ``model``, ``api_key``),
+    or with ``local`` a lorafleet model (base, adapter or checkpoint) run in-process by the worker.
+    ``api_key`` is a secret: masked in reprs, left out of dumps."""
 
     model_config = ConfigDict(extra="forbid")
 
+    local: bool = Field(False, description="run `model` (a lorafleet base model, adapter or checkpoint of yours) "
+                                           "in-process on a GPU worker instead of calling an endpoint")
     base_url: str | None = Field(None, description="e.g. http://host/v1; None: the SDK's default (api.openai.com)")
     model: str = Field(..., min_length=1, max_length=200)
     api: Literal["chat", "completions"] = Field("chat", description="chat: prompt sent as one user message")
@@ -117,6 +122,8 @@ class TeacherConfig(BaseModel):
     def _prices_together(self):
         if (self.input_usd_per_1m is None) != (self.output_usd_per_1m is None):
             raise ValueError("give both input_usd_per_1m and output_usd_per_1m, or neither")
+        if self.local and (self.base_url is not None or self.api_key is not None):
+            raise ValueError("a local teacher takes no base_url or api_key: it runs in the worker")
         return self
 
 

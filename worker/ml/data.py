@@ -7,7 +7,7 @@ that lies entirely inside the prompt text (BOS included) gets label -100; the ma
 one tokenization of the full text (character offsets of the fast tokenizer), so the prompt/response boundary never
 disagrees with the tokens the model sees.
 
-Torch is imported lazily (only ``collate_micro_batch`` needs it).
+Torch is imported lazily (only the collate functions need it).
 """
 from __future__ import annotations
 
@@ -189,6 +189,57 @@ def plan_epoch(lengths: Sequence[int], batch_size: int, micro_batch_size: int, s
             group = sorted(group, key=lambda i: (-lengths[i], i))
         steps.append([group[m:m + micro_batch_size] for m in range(0, len(group), micro_batch_size)])
     return steps
+
+
+def pack_step(group: Sequence[int], lengths: Sequence[int], row_tokens: int, rows_per_micro_batch: int
+              ) -> list[list[list[int]]]:
+    """One optimizer step's examples packed into rows: micro-batches -> rows -> example indices.
+
+    First-fit decreasing: each example (longest first) goes into the first row with room for it
+    (rows hold at most ``row_tokens`` tokens; an example is never split), and every
+    ``rows_per_micro_batch`` rows make a micro-batch. The step's examples are the same as unpacked,
+    so its gradient is too; only the number and padding of forward passes change.
+    """
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(group, key=lambda i: (-lengths[i], i)):
+        slot = next((r for r, free in enumerate(room) if free >= lengths[i]), None)
+        if slot is None:
+            rows.append([i])
+            room.append(row_tokens - lengths[i])
+        else:
+            rows[slot].append(i)
+            room[slot] -= lengths[i]
+    return [rows[m:m + rows_per_micro_batch] for m in range(0, len(rows), rows_per_micro_batch)]
+
+
+def collate_packed_micro_batch(rows: Sequence[Sequence[TokenizedExample]], pad_id: int) -> dict:
+    """Several examples per row, each with its own ``position_ids`` counted from 0.
+
+    Given ``position_ids`` and no attention mask, transformers' mask builder (``masking_utils``)
+    detects the restarts and attends block-diagonally: a token sees only earlier tokens of its own
+    example, so each example is computed exactly as if it were alone. The last token of each
+    example has no target (it must not predict the next example's first token); pads form their own
+    block at the end of a row.
+    """
+    import torch
+
+    width = max(sum(len(ex.input_ids) for ex in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        at = 0
+        for ex in row:
+            n = len(ex.input_ids)
+            ids[r, at:at + n] = torch.tensor(ex.input_ids, dtype=torch.long)
+            targets[r, at:at + n - 1] = torch.tensor(ex.labels[1:], dtype=torch.long)
+            positions[r, at:at + n] = torch.arange(n)
+            at += n
+        positions[r, at:] = torch.arange(width - at)
+    return {"input_ids": ids, "targets": targets, "position_ids": positions,
+            "n_tokens": sum(len(ex.input_ids) for row in rows for ex in row),
+            "n_loss": int((targets != IGNORE_INDEX).sum())}
 
 
 def collate_micro_batch(batch: Sequence[TokenizedExample], pad_id: int) -> dict:

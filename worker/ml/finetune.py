@@ -2,7 +2,8 @@
 
 Same learning math as the Alpaca-LoRA / HF Trainer recipe (AdamW, warmup + linear decay, grad-norm
 clipping, token-weighted loss over the whole optimizer step), with less waste: examples of a step
-are length-sorted into right-padded micro-batches (no attention mask needed), the output head and
+are length-sorted into right-padded micro-batches (no attention mask needed) or, with ``packing``,
+packed several to a row with block-diagonal attention; the output head and
 loss run only where labels exist, frozen weights are stored in the autocast dtype, and the host
 reads loss values only at logging steps.
 
@@ -25,7 +26,9 @@ from worker.ml.configs import FinetuneHyperparameters
 from worker.ml.data import (
     TokenizedExample,
     collate_micro_batch,
+    collate_packed_micro_batch,
     load_tokenizer,
+    pack_step,
     plan_epoch,
     plan_steps,
     split_train_val,
@@ -164,7 +167,7 @@ def train_lora(
         if epoch_plan[0] != epoch:
             epoch_plan = (epoch, plan_epoch(lengths, hp.batch_size, hp.micro_batch_size, hp.seed, epoch,
                                             hp.group_by_length))
-        batches = [collate_micro_batch([train[i] for i in mb], pad_id) for mb in epoch_plan[1][index]]
+        batches = step_micro_batches(train, epoch_plan[1][index], lengths, hp, pad_id)
         step_loss_count = sum(b["n_loss"] for b in batches)
         boundary_rng = capture_rng_state()
         learning_rate = scheduler.get_last_lr()[0]
@@ -204,14 +207,28 @@ def train_lora(
     return result("succeeded")
 
 
+def step_micro_batches(train: list[TokenizedExample], micro_batches: list[list[int]], lengths: list[int],
+                       hp: FinetuneHyperparameters, pad_id: int) -> list[dict]:
+    """The collated micro-batches of one optimizer step: length-sorted right-padded rows, or with
+    ``packing`` the step's examples packed into rows of at most ``cutoff_len`` tokens
+    (``micro_batch_size`` rows per forward pass)."""
+    if not hp.packing:
+        return [collate_micro_batch([train[i] for i in mb], pad_id) for mb in micro_batches]
+    group = [i for mb in micro_batches for i in mb]
+    return [collate_packed_micro_batch([[train[i] for i in row] for row in rows], pad_id)
+            for rows in pack_step(group, lengths, hp.cutoff_len, hp.micro_batch_size)]
+
+
 def _micro_step(model: Any, batch: dict, precision: TrainPrecision, head_weight: torch.Tensor | None,
                 step_loss_count: int, scaler: Any) -> Any:
     """Forward + backward of one micro-batch; the loss is normalised by the whole step's target count."""
     device = precision.device
     positions = target_positions(batch["targets"]).to(device, non_blocking=True)
+    packed = batch.get("position_ids")
     sums = causal_lm_loss_sums(model, batch["input_ids"].to(device, non_blocking=True),
                                batch["targets"].to(device, non_blocking=True), positions,
-                               autocast_dtype=precision.autocast_dtype, head_weight=head_weight)
+                               autocast_dtype=precision.autocast_dtype, head_weight=head_weight,
+                               position_ids=packed.to(device, non_blocking=True) if packed is not None else None)
     loss = sums.loss / step_loss_count
     (scaler.scale(loss) if scaler is not None else loss).backward()
     return sums

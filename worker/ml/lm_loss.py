@@ -48,17 +48,19 @@ def causal_lm_loss_sums(
     *,
     autocast_dtype: torch.dtype | None = None,
     head_weight: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None,
 ) -> LossSums:
     """Sum of next-token cross-entropy over ``positions`` (flat indices into ``targets``).
 
     ``targets[b, t]`` is the token expected after ``input_ids[b, t]`` (see ``collate_micro_batch``).
     ``head_weight`` may be a pre-cast copy of the frozen output head; by default the head runs as is.
+    ``position_ids`` restarting inside a row mean packed examples (``collate_packed_micro_batch``).
     """
     body, head = decoder_and_head(model)
     device_type = input_ids.device.type
     cast = torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
     with cast:
-        hidden = body(input_ids=input_ids, use_cache=False).last_hidden_state
+        hidden = body(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
     hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
     flat_targets = targets.view(-1).index_select(0, positions)
     weight = head_weight if head_weight is not None else head.weight

@@ -17,12 +17,14 @@ caller can record it (the generation ledger) before anything else can go wrong.
 - Stop sequences are applied by the server (the first four; the chat API takes at most four) and
   again client-side (all of them), so a completion never runs past a stop string.
 - With ``temperature == 0`` the ``top_p`` parameter is not sent (greedy either way; some servers
-  refuse ``top_p=0``). Zero penalties are not sent either.
+  refuse ``top_p=0``). Zero penalties are not sent either. Sampled requests carry ``seed`` derived
+  from the request's ledger id (``request_seed``), so endpoints that honour seeds (lorafleet's own,
+  OpenAI's best-effort) answer one request reproducibly.
 - Retries with exponential back-off (honouring ``Retry-After``) on 429, 5xx, timeouts and
   dropped connections only. A 400 saying the prompt is too long ("Please reduce your prompt",
   "maximum context length") is retried at once with ``max_tokens * 0.8``, as both published
   pipelines did. A 400 refusing an optional knob (``presence_penalty``, ``frequency_penalty``,
-  ``top_p``; lorafleet's own server refuses penalties) drops that knob for this endpoint, logs a
+  ``top_p``, ``seed``; lorafleet's own server refuses penalties) drops that knob for this endpoint, logs a
   warning once and retries at once. Any other 400/413/422 answers that one request with ``finish_reason="error"``
   (never retried, costs nothing); 401/403/404 raise ``TeacherConfigError`` (the whole job is
   misconfigured); retries exhausted raise ``TeacherUnavailableError`` (resume later).
@@ -44,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol
 
 logger = logging.getLogger(__name__)
-OPTIONAL_PARAMS = ("presence_penalty", "frequency_penalty", "top_p")  # dropped if an endpoint refuses them
+OPTIONAL_PARAMS = ("presence_penalty", "frequency_penalty", "top_p", "seed")  # dropped if an endpoint refuses them
 CHAT_CONTINUE_INSTRUCTION = (
     "Continue the text below exactly where it stops, keeping its format and numbering. "
     "Write only the continuation: do not repeat the text and add no commentary."
@@ -149,6 +151,15 @@ def _is_prompt_too_long(message: str) -> bool:
 def approx_tokens(text: str) -> int:
     """Rough token count (~4 characters per token) when a server reports no usage."""
     return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def request_seed(request_id: str) -> int:
+    """A sampling seed that depends on the request only (ledger ids are hex digests), so a teacher that
+    honours seeds answers one request the same way every time."""
+    try:
+        return int(request_id[:15], 16)
+    except ValueError:
+        return sum(ord(c) * 31 ** i for i, c in enumerate(request_id[:32])) % (1 << 60)
 
 
 def apply_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:
@@ -307,6 +318,7 @@ class OpenAITeacher:
         kwargs: dict = {"model": self.model, "max_tokens": max_tokens, "temperature": p.temperature}
         if p.temperature > 0:
             kwargs["top_p"] = p.top_p
+            kwargs["seed"] = request_seed(req.request_id)
         if p.presence_penalty:
             kwargs["presence_penalty"] = p.presence_penalty
         if p.frequency_penalty:
@@ -336,13 +348,19 @@ class OpenAITeacher:
         return message.replace(self._secret, "***") if self._secret else message
 
 
+def configured_price(cfg) -> ModelPrice | None:
+    """The job's own price for its teacher (``TeacherConfig.input/output_usd_per_1m``), if it gives one."""
+    if cfg.input_usd_per_1m is None or cfg.output_usd_per_1m is None:
+        return None
+    return ModelPrice(cfg.input_usd_per_1m, cfg.output_usd_per_1m)
+
+
 def build_teacher(cfg, api_key: str | None = None) -> OpenAITeacher:
     """An ``OpenAITeacher`` from a ``configs.TeacherConfig``; ``api_key`` overrides ``cfg.api_key``
     (job params are dumped without the key, so the caller passes it from its secret store)."""
     key = api_key if api_key is not None else (cfg.api_key.get_secret_value() if cfg.api_key else None)
-    prices = None
-    if cfg.input_usd_per_1m is not None:
-        prices = {cfg.model: ModelPrice(cfg.input_usd_per_1m, cfg.output_usd_per_1m)}
+    price = configured_price(cfg)
+    prices = {cfg.model: price} if price is not None else None
     return OpenAITeacher(base_url=cfg.base_url, model=cfg.model, api_key=key, api=cfg.api,
                          max_concurrency=cfg.max_concurrency, prices=prices, timeout_s=cfg.timeout_s,
                          max_retries=cfg.max_retries)

@@ -135,6 +135,24 @@ def test_an_unreadable_key_or_missing_seed_file_fails_with_the_param(db_session_
     assert teachers == []
 
 
+def test_a_local_teacher_that_is_gone_or_foreign_fails_naming_teacher_model(db_session_factory, settings, new_job,
+                                                                            teachers):
+    """The adapter was deleted after submit (or belongs to someone else): failed, param teacher.model."""
+    from models.registry import Adapter
+
+    _, other = new_job()
+    with session_scope(db_session_factory) as s:
+        s.add(Adapter(owner_id=other, name="ft:smollm2-135m-instruct:theirs:x", base_model="smollm2-135m-instruct",
+                      path="/nowhere"))
+    for model in ("ft:smollm2-135m-instruct:gone:x", "ft:smollm2-135m-instruct:theirs:x"):
+        job_id, _ = new_job(teacher={"model": model, "local": True})
+        assert run(db_session_factory, settings, job_id) == "failed"
+        with db_session_factory() as s:
+            err = s.get(Job, job_id).error
+        assert err["code"] == "model_not_found" and err["param"] == "teacher.model" and model in err["message"]
+    assert teachers == []  # no remote teacher was built
+
+
 def test_round_message_names_every_filter():
     msg = handler.round_message({"round": 2, "accepted": 5, "rejected": 12, "cost_usd": 0.0012,
                                  "total_cost_usd": 0.004, "n_instructions": 20, "target": 100,

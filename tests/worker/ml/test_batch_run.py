@@ -90,6 +90,31 @@ def test_eval_report_scores_each_model(tiny_engine, targets):
     assert tiny_engine.prompt_template_for(targets["ft-b"].adapter_dir) == CHAT_TEMPLATE
 
 
+def test_eval_resumes_from_earlier_generations_and_reports_each_chunk(tiny_engine, targets):
+    examples = [Example(f"Repeat the number {k}.", "", str(k), line=k + 1) for k in range(5)]
+    models = [targets["base"], targets["ft-a"]]
+    kw = {"sampling": SamplingParams(max_new_tokens=4), "batch_size": 3}
+    chunks, calls = [], iter([False, False, True])
+    first = run_eval(tiny_engine, examples, models, ["rouge_l"], on_chunk=chunks.append,
+                     should_stop=lambda: next(calls, True), **kw)
+    assert first["stopped"] and [len(c) for c in chunks] == [3, 3]
+    done = dict(pair for chunk in chunks for pair in chunk)
+    generated = []
+    real_generate = tiny_engine.generate
+    tiny_engine.generate = lambda reqs, **k: generated.append(len(reqs)) or real_generate(reqs, **k)
+    try:
+        later, progress = [], []
+        resumed = run_eval(tiny_engine, examples, models, ["rouge_l"], done=done, on_chunk=later.append,
+                           on_progress=lambda d, t: progress.append((d, t)), **kw)
+    finally:
+        del tiny_engine.generate
+    assert sum(generated) == 10 - 6 and progress[-1] == (10, 10)  # only the 4 missing generations ran
+    assert not set(done) & {pair for chunk in later for pair, _ in chunk}
+    whole = run_eval(tiny_engine, examples, models, ["rouge_l"], **kw)
+    assert not resumed["stopped"] and resumed["models"] == whole["models"]
+    assert resumed["examples"] == whole["examples"]
+
+
 def test_eval_marks_an_unreadable_adapter(tiny_engine, targets, tmp_path):
     broken = ModelTarget("broken", Path(tmp_path / "nothing"))
     report = run_eval(tiny_engine, [Example("Say hi.", "", "hi")], [targets["base"], broken], ["rouge_l"],

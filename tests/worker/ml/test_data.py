@@ -8,6 +8,7 @@ from worker.ml.data import (
     collate_micro_batch,
     load_tokenizer,
     n_val_examples,
+    pack_step,
     plan_epoch,
     plan_steps,
     render_example,
@@ -135,6 +136,17 @@ def test_plan_epoch_covers_each_example_once_sorted_within_steps():
     assert plan_epoch(lengths, 16, 4, seed=1, epoch=1) != steps
     unsorted = plan_epoch(lengths, 16, 4, seed=1, epoch=0, group_by_length=False)
     assert [sorted(i for mb in s for i in mb) for s in unsorted] == [sorted(i for mb in s for i in mb) for s in steps]
+
+
+def test_pack_step_fills_rows_first_fit_decreasing_without_splitting_examples():
+    lengths = [50, 10, 40, 30, 60, 20, 100]
+    group = [0, 1, 2, 3, 4, 5, 6]
+    micro = pack_step(group, lengths, row_tokens=100, rows_per_micro_batch=2)
+    rows = [row for mb in micro for row in mb]
+    assert rows == [[6], [4, 2], [0, 3, 5], [1]]  # longest first, each into the first row with room
+    assert [len(mb) for mb in micro] == [2, 2]
+    assert sorted(i for row in rows for i in row) == group and all(sum(lengths[i] for i in r) <= 100 for r in rows)
+    assert pack_step([0], [500], row_tokens=100, rows_per_micro_batch=4) == [[[0]]]  # a long example rides alone
 
 
 def test_collate_right_pads_and_shifts_targets(tokenizer):

@@ -82,6 +82,24 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tiny_llama_dir, tmp_p
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+def test_packing_trains_the_same_steps_with_fewer_passes(tiny_llama_dir, tmp_path, monkeypatch):
+    """Packed rows hold the same examples per step with block-diagonal attention: the same losses
+    (fp32, no dropout), fewer forward passes."""
+    from worker.ml import finetune
+
+    passes = []
+    real = finetune._micro_step
+    monkeypatch.setattr(finetune, "_micro_step", lambda model, batch, *a: passes.append(batch["input_ids"].shape)
+                        or real(model, batch, *a))
+    hp = _hp(lora_dropout=0.0, precision="fp32", cutoff_len=128)
+    plain, plain_steps = _train(tiny_llama_dir, tmp_path / "plain", hp)
+    n_plain, passes[:] = len(passes), []
+    packed, packed_steps = _train(tiny_llama_dir, tmp_path / "packed", hp.model_copy(update={"packing": True}))
+    assert packed["steps"] == plain["steps"] and packed["trained_tokens"] == plain["trained_tokens"]
+    assert len(passes) < n_plain and all(width <= 128 for _, width in passes)
+    assert [s["train_loss"] for s in packed_steps] == pytest.approx([s["train_loss"] for s in plain_steps], rel=1e-4)
+
+
 def test_rerun_of_a_finished_run_does_not_train_again(tiny_llama_dir, tmp_path):
     hp = _hp(num_epochs=1)
     first, _ = _train(tiny_llama_dir, tmp_path, hp)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from worker.ml.data import collate_micro_batch, load_tokenizer, tokenize_examples
+from worker.ml.data import collate_micro_batch, collate_packed_micro_batch, load_tokenizer, tokenize_examples
 from worker.ml.lm_loss import causal_lm_loss_sums, evaluate_loss, target_positions
 from worker.ml.records import Example
 
@@ -34,6 +34,24 @@ def test_loss_sums_match_hf_loss_on_padded_batch(tiny):
     assert sums.count == sum(n for _, n in expected) == batch["n_loss"]
     assert sums.loss.item() == pytest.approx(sum(s for s, _ in expected), rel=1e-5)
     assert 0 <= sums.correct.item() <= sums.count
+
+
+def test_packed_rows_give_each_example_its_own_loss(tiny):
+    """Block-diagonal attention: examples packed into one row score exactly as if each were alone."""
+    model, exs = tiny
+    rows = [[exs[4], exs[0], exs[2]], [exs[3], exs[1]]]
+    batch = collate_packed_micro_batch(rows, pad_id=0)
+    assert batch["input_ids"].shape == (2, sum(len(ex.input_ids) for ex in rows[0]))
+    assert batch["position_ids"][0, len(exs[4].input_ids)].item() == 0  # positions restart per example
+    with torch.no_grad():
+        sums = causal_lm_loss_sums(model, batch["input_ids"], batch["targets"], target_positions(batch["targets"]),
+                                   position_ids=batch["position_ids"])
+        unmasked = causal_lm_loss_sums(model, batch["input_ids"], batch["targets"],
+                                       target_positions(batch["targets"]))  # what plain concatenation would give
+    expected = [_hf_loss_sum(model, ex) for ex in exs]
+    assert sums.count == sum(n for _, n in expected) == batch["n_loss"] == collate_micro_batch(exs, 0)["n_loss"]
+    assert sums.loss.item() == pytest.approx(sum(s for s, _ in expected), rel=1e-5)
+    assert abs(unmasked.loss.item() - sums.loss.item()) > 1e-2  # the restarts really separate the examples
 
 
 def test_loss_chunks_do_not_change_the_result(tiny, monkeypatch):

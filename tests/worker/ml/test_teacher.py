@@ -15,6 +15,7 @@ from worker.ml.teacher import (
     TeacherRequest,
     TeacherUnavailableError,
     apply_stops,
+    request_seed,
     strip_echoed_tail,
 )
 
@@ -57,6 +58,7 @@ def test_completions_text_usage_cost_and_params(stub):
     body = stub.bodies[0]
     assert body["prompt"] == "prompt number 0\n9." and body["model"] == "stub-model"
     assert body["top_p"] == 0.5 and body["presence_penalty"] == 2.0 and body["stop"] == list(PARAMS.stop)
+    assert body["seed"] == request_seed(req(0).request_id)  # sampled: reproducible where the server honours it
     assert stub.auth_headers[0] == f"Bearer {KEY}"
     assert teacher.usage.requests == 1 and teacher.usage.cost_usd == pytest.approx(resp.cost_usd)
 
@@ -69,7 +71,7 @@ def test_chat_adaptation_single_user_message_and_echo_stripped(stub):
     assert resp.text == " Describe a rainbow.\n10. List three fruits."
     [msg] = stub.bodies[0]["messages"]
     assert msg["role"] == "user" and msg["content"] == f"{CHAT_CONTINUE_INSTRUCTION}\n\nprompt number 0\n9."
-    assert "top_p" not in stub.bodies[0] and "presence_penalty" not in stub.bodies[0]
+    assert "top_p" not in stub.bodies[0] and "presence_penalty" not in stub.bodies[0] and "seed" not in stub.bodies[0]
 
 
 def test_retries_429_and_5xx_with_exponential_backoff(stub):
@@ -176,3 +178,9 @@ def test_helpers():
     assert strip_echoed_tail("x\n9.", "1. Name a tree.\n2. Name a bird.") == " Name a tree.\n2. Name a bird."
     assert strip_echoed_tail("x\n4. Instruction:", "1. Instruction: Do it") == " Do it"
     assert strip_echoed_tail("x\n9.", "1999 was a good year") == " 1999 was a good year"
+
+
+def test_request_seed_depends_on_the_request_only():
+    assert request_seed(req(0).request_id) == request_seed(req(0).request_id)
+    assert request_seed(req(0).request_id) != request_seed(req(1).request_id)
+    assert 0 <= request_seed("f" * 64) < 2 ** 60 and isinstance(request_seed("not-hex"), int)
