@@ -30,10 +30,14 @@ def english_seed_file(client):
     return client.files.create(file=("seeds.jsonl", io.BytesIO(content)), purpose="seed_tasks"), seeds
 
 
-def job_body(seed_file_id: str, teacher: dict) -> dict:
-    """Published Self-Instruct decoding (sampled bootstrap, greedy instances), a small job."""
-    return {"method": "self_instruct", "seed_file": seed_file_id, "num_instructions": 4, "request_batch_size": 4,
-            "max_rounds": 4, "max_instances_per_task": 2, "teacher": {"max_tokens": 256, **teacher}}
+def job_body(seed_file_id: str, teacher: dict, num_instructions: int) -> dict:
+    """Published Self-Instruct decoding (sampled bootstrap, greedy instances), a small job. A round of 4
+    prompts gets 7-10 instructions past the filters, but only 1-2 of them also get a valid instance
+    from a 135M teacher (it often repeats itself until max_tokens, and a truncated instance is dropped),
+    so the jobs run about 2 rounds to make an empty dataset unlikely."""
+    return {"method": "self_instruct", "seed_file": seed_file_id, "num_instructions": num_instructions,
+            "request_batch_size": 4, "max_rounds": 6, "max_instances_per_task": 2,
+            "teacher": {"max_tokens": 256, **teacher}}
 
 
 def wait_generation(client, job_id: str, timeout=900) -> dict:
@@ -68,7 +72,7 @@ def test_lorafleet_as_its_own_teacher_then_fine_tuning_on_the_dataset(openai_cli
     seed_file, seeds = english_seed_file(client)
     teacher = {"base_url": f"{live_api.url}/v1", "model": BASE, "api": "completions", "api_key": client.api_key,
                "max_concurrency": 4}
-    r = api(client, "POST", "generation/jobs", json=job_body(seed_file.id, teacher))
+    r = api(client, "POST", "generation/jobs", json=job_body(seed_file.id, teacher, 12))
     assert r.status_code == 200, r.text
     job = r.json()
     assert job["teacher"]["base_url"] == teacher["base_url"] and job["has_teacher_api_key"]
@@ -96,7 +100,7 @@ def test_a_local_teacher_runs_in_the_worker_on_the_gpu_queue(openai_client, star
     client = openai_client
     seed_file, seeds = english_seed_file(client)
     r = api(client, "POST", "generation/jobs",
-            json=job_body(seed_file.id, {"local": True, "model": BASE, "api": "completions"}))
+            json=job_body(seed_file.id, {"local": True, "model": BASE, "api": "completions"}, 12))
     assert r.status_code == 200, r.text
     job = r.json()
     assert job["teacher"]["local"] is True and not job["has_teacher_api_key"]
