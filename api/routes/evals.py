@@ -3,7 +3,8 @@
 ``fine_tuning_job`` expands to that job's base model, every checkpoint (by step) and its final
 adapter: one job answers "did fine-tuning help, and from which step?". All models of an eval job
 share one base model. ``GET /v1/evals/jobs/{id}`` returns the job with its report: a score table per
-model and the outputs side by side per example.
+model and the outputs side by side per example. With the ``judge`` metric a judge model (any
+OpenAI-compatible endpoint, or a local lorafleet model) rates every answer 1-10 against its reference.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
-from api.deps import CurrentUser, SessionDep, StoreDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep
 from api.errors import APIError, not_found
 from api.job_inputs import require_file, resolve_model_ref
 from api.queue import notify_submitted
@@ -22,6 +23,8 @@ from api.views import job_view
 from models.crud import jobs as job_crud
 from models.job import Job, JobKind, JobStatus
 from models.registry import Adapter, Checkpoint
+from models.secrets import encrypt_secret
+from worker.ml.configs import TeacherConfig
 
 router = APIRouter(prefix="/evals/jobs", tags=["evals"])
 
@@ -64,7 +67,8 @@ def eval_view(job: Job, session=None, report: dict | None = None) -> dict:
     view.update({
         "object": "eval.job", "eval_file": p.get("eval_file"), "models": p.get("models"),
         "fine_tuning_job": p.get("fine_tuning_job"), "metrics": p.get("metrics"), "sampling": p.get("sampling"),
-        "limit": p.get("limit"), "report_file_id": r.get("report_file_id"), "scores": r.get("models"),
+        "limit": p.get("limit"), "judge": p.get("judge"), "report_file_id": r.get("report_file_id"),
+        "scores": r.get("models"),
     })
     if report is not None:
         view["report"] = report
@@ -75,12 +79,25 @@ def _get(session, user, job_id: str) -> Job:
     return owned_job_of_kind(session, user, job_id, JobKind.eval.value, "eval job", "eval_job_id")
 
 
+def judge_params(session, user, settings, judge: TeacherConfig) -> dict:
+    """The judge's key, encrypted (the dumped config never holds it); a local judge must be the caller's."""
+    out: dict = {}
+    if judge.api_key is not None and judge.api_key.get_secret_value():
+        out["judge_api_key_encrypted"] = encrypt_secret(settings, judge.api_key.get_secret_value())
+    if judge.local:
+        out["judge_base_model"] = resolve_model_ref(session, user, judge.model, "judge.model")["base_model"]
+    return out
+
+
 @router.post("")
-def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser, request: Request):
+def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+                    request: Request):
     f = require_file(session, user, body.eval_file, "eval_file", ("evals",))
     base, models = plan_models(session, user, body)
     params = {**body.model_dump(mode="json", exclude={"metadata", "models"}), "eval_file": f.id, "models": models,
               "base_model": base}
+    if body.judge is not None:
+        params.update(judge_params(session, user, settings, body.judge))
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.eval, params=params, model=base,
                               status=JobStatus.queued, queue="gpu", user_metadata=body.metadata)
     session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.batches import Precision
-from worker.ml.configs import EvalMetric, SamplingParams
+from worker.ml.configs import EvalMetric, SamplingParams, TeacherConfig
 
 
 class EvalJobCreate(BaseModel):
@@ -20,14 +20,17 @@ class EvalJobCreate(BaseModel):
     limit: int | None = Field(None, ge=1, description="score only the first N rows")
     batch_size: int = Field(16, ge=1, le=1024, description="rows generated together")
     precision: Precision = "auto"
+    judge: TeacherConfig | None = Field(None, description="metric 'judge': the model that rates each answer 1-10 "
+                                                          "against its reference (an OpenAI-compatible endpoint, "
+                                                          "or {local: true, model}); its api_key is stored encrypted")
     metadata: dict[str, str] | None = Field(None, max_length=16)
 
     @model_validator(mode="after")
     def _some_model(self):
         if not self.models and not self.fine_tuning_job:
             raise ValueError("give 'models', 'fine_tuning_job', or both")
-        if "judge" in self.metrics:
-            raise ValueError("the 'judge' metric is not available yet; use rouge_l, exact_match, reference_loss")
+        if ("judge" in self.metrics) != (self.judge is not None):
+            raise ValueError("the 'judge' metric and a 'judge' model go together: give both or neither")
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError("metrics repeat")
         return self

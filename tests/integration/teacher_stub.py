@@ -1,9 +1,10 @@
-"""A real OpenAI-compatible teacher over HTTP for generation integration tests (uvicorn in a thread).
+"""A real OpenAI-compatible teacher over HTTP for generation and judge integration tests (uvicorn in a thread).
 
 Adapted from tests/worker/ml/selfinstruct/openai_stub.py: it answers Alpaca one-call prompts
 (``/v1/completions`` or ``/v1/chat/completions``) with well-formed, deterministic numbered task
 lists -- plus one blacklisted task, one copy of a prompt example (a ROUGE near-duplicate) and one
-broken block per answer, so the filters have something to reject.
+broken block per answer, so the filters have something to reject. Judge prompts (``scoring.JUDGE_PROMPT``)
+get a deterministic rating (``judge_rating``).
 
 Every request is logged (prompt hash, whether it was answered, the Authorization header). ``delay_s``
 slows each answer; ``hold_after=N`` answers N requests, then holds the next one until ``release()``
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from worker.ml.scoring import JUDGE_PROMPT
 from worker.ml.selfinstruct.templates import ALPACA_PROMPT_TXT
 from worker.ml.teacher import CHAT_CONTINUE_INSTRUCTION
 
@@ -65,6 +67,17 @@ def alpaca_answer(prompt: str) -> str:
     return "###\n".join(blocks)
 
 
+def judge_rating(prediction: str) -> int:
+    """The stub judge's deterministic 1-10 rating of an answer."""
+    return 1 + len(prediction) % 10
+
+
+def judge_answer(prompt: str) -> str:
+    """A judge's reply to ``scoring.JUDGE_PROMPT``: a sentence, then ``Rating: [[n]]``."""
+    prediction = prompt.rsplit("[Assistant's response]\n", 1)[1].removesuffix("\n")
+    return f"The response is acceptable. Rating: [[{judge_rating(prediction)}]]"
+
+
 @dataclass
 class TeacherStub:
     delay_s: float = 0.0
@@ -88,7 +101,7 @@ class TeacherStub:
         content = body["prompt"] if api == "completions" else body["messages"][-1]["content"]
         prompt = content.removeprefix(CHAT_CONTINUE_INSTRUCTION + "\n\n")
         entry = {"prompt_sha": hashlib.sha256(prompt.encode()).hexdigest(), "auth": auth, "answered": False,
-                 "api": api}
+                 "api": api, "continuation": content != prompt}
         with self._lock:
             hold = self.hold_after is not None and len(self.answered()) >= self.hold_after and not self._release.is_set()
             self.log.append(entry)
@@ -98,7 +111,7 @@ class TeacherStub:
             return JSONResponse({"error": {"message": "dropped", "type": "stub", "code": "503"}}, status_code=503)
         time.sleep(self.delay_s)
         try:
-            text = alpaca_answer(prompt)
+            text = judge_answer(prompt) if prompt.startswith(JUDGE_PROMPT[:40]) else alpaca_answer(prompt)
         except ValueError as exc:
             return JSONResponse({"error": {"message": str(exc), "type": "stub", "code": "400"}}, status_code=400)
         usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}

@@ -161,3 +161,79 @@ def test_kill_9_mid_eval_resumes_without_redoing_generations(openai_client, star
     report = done["report"]
     assert report["models"][0]["examples"] == n and report["models"][0]["errors"] == 0
     assert [row["index"] for row in report["examples"]] == list(range(n))
+
+
+def test_judge_metric_rates_every_answer_with_the_judge_model(openai_client, start_worker, shared_data, settings):
+    """An OpenAI-compatible judge (the HTTP stub, chat API): one judgement per answer with a reference,
+    sent as the prompt itself, ratings in the report, its key stored encrypted only."""
+    import hashlib
+
+    from sqlalchemy import text
+
+    from models.db import make_engine
+    from tests.integration.teacher_stub import judge_rating, start_teacher_stub
+    from worker.ml.scoring import judge_prompt
+
+    client = openai_client
+    key = "sk-judge-0a1b2c3d4e"
+    stub, stop = start_teacher_stub()
+    try:
+        f = upload_eval_rows(client, shared_data, 6)
+        judge = {"base_url": stub.base_url, "model": "stub-judge", "api_key": key, "max_retries": 0}
+        r = api(client, "POST", "evals/jobs", json={"eval_file": f.id, "models": [BASE], "metrics": ["rouge_l", "judge"],
+                                                    "sampling": SAMPLING, "precision": "fp32", "judge": judge})
+        assert r.status_code == 200, r.text
+        job = r.json()
+        assert job["judge"]["model"] == "stub-judge" and "api_key" not in job["judge"] and key not in r.text
+        start_worker()
+        done = wait_eval(client, job["id"])
+    finally:
+        stop()
+    assert done["status"] == "succeeded", done["error"]
+    rows = done["report"]["examples"]
+    graded = [row for row in rows if row["reference"]]
+    assert graded
+    for row in graded:
+        out = row["outputs"][BASE]
+        assert out["judge"] == judge_rating(out["text"])
+    expected = {hashlib.sha256(judge_prompt(row["instruction"], row["input"], row["reference"],
+                                            row["outputs"][BASE]["text"]).encode()).hexdigest() for row in graded}
+    assert {e["prompt_sha"] for e in stub.log} == expected and len(stub.log) == len(graded)
+    assert all(e["api"] == "chat" and not e["continuation"] and e["auth"] == f"Bearer {key}" for e in stub.log)
+    mean = sum(row["outputs"][BASE]["judge"] for row in graded) / len(graded)
+    assert done["report"]["models"][0]["scores"]["judge"] == pytest.approx(mean)
+    engine = make_engine(settings.sqlalchemy_url)
+    with engine.connect() as c:
+        params = c.execute(text("select params from jobs where id = :i"), {"i": job["id"]}).scalar()
+        dumps = c.execute(text("select params::text || coalesce(result::text, '') from jobs")).scalars().all()
+    engine.dispose()
+    assert params["judge_api_key_encrypted"] and not [d for d in dumps if key in d]
+    # the metric and the judge model go together
+    for body in ({"metrics": ["judge"]}, {"metrics": ["rouge_l"], "judge": judge}):
+        r = api(client, "POST", "evals/jobs", json={"eval_file": f.id, "models": [BASE], **body})
+        assert r.status_code == 422 and "judge" in r.json()["error"]["message"], r.text
+    r = api(client, "POST", "evals/jobs", json={"eval_file": f.id, "models": [BASE], "metrics": ["judge"],
+                                                "judge": {"local": True, "model": "ft:nobody:x:y"}})
+    assert r.status_code == 404 and r.json()["error"]["param"] == "judge.model"
+
+
+def test_a_local_judge_runs_in_the_worker(openai_client, start_worker, shared_data, settings):
+    """The base model judging its own answers in-process: one ledgered judgement per graded answer (a 135M
+    judge seldom writes a rating: the scores may be None, the machinery is what is checked)."""
+    client = openai_client
+    f = upload_eval_rows(client, shared_data, 3)
+    r = api(client, "POST", "evals/jobs", json={"eval_file": f.id, "models": [BASE], "metrics": ["judge"],
+                                                "sampling": SAMPLING, "precision": "fp32",
+                                                "judge": {"local": True, "model": BASE, "max_tokens": 24}})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    start_worker()
+    done = wait_eval(client, job["id"])
+    assert done["status"] == "succeeded", done["error"]
+    judgements = (settings.artifacts_dir / "jobs" / job["id"] / "judgements.jsonl").read_text().splitlines()
+    graded = [row for row in done["report"]["examples"] if row["reference"]]
+    assert len(judgements) == len(graded) and all(json.loads(j)["completion_tokens"] > 0 for j in judgements)
+    assert all(row["outputs"][BASE]["judge"] is None or 1 <= row["outputs"][BASE]["judge"] <= 10 for row in graded)
+    events = [e["message"] for e in api(client, "GET", f"jobs/{job['id']}/events",
+                                        params={"limit": 100, "order": "asc"}).json()["data"]]
+    assert any(m.startswith(f"Judge: {BASE} in this worker") for m in events)

@@ -4,7 +4,9 @@ The report (``report.json`` in the job directory, registered as an ``eval_report
 score table per model and the outputs side by side per example; the job's result is that table
 plus the report's file id. Every finished generation is appended to ``generations.jsonl`` in the
 job directory (durable per chunk); a restarted attempt (a worker that died, a paused job resumed)
-loads it and generates only what is missing, so no finished work is lost or paid twice.
+loads it and generates only what is missing, so no finished work is lost or paid twice. The
+``judge`` metric's replies have a ledger of their own (``eval_judge.LedgeredJudge``); a judge that
+stays unreachable pauses the job instead of failing it.
 """
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import time
 from dataclasses import asdict
 
 from models.db import session_scope
+from worker.handlers.eval_judge import LedgeredJudge
 from worker.handlers.job_files import read_owned_file, register_job_file
 from worker.handlers.line_ledger import ResultLedger
-from worker.ml.configs import SamplingParams
+from worker.ml.configs import SamplingParams, TeacherConfig
 from worker.ml.generation_types import GenerationResult, ModelTarget
 from worker.ml.records import parse_eval_file
+from worker.ml.teacher import TeacherUnavailableError
 from worker.model_resolver import resolve_target
 from worker.resources import resolve_base_model_dir
 from worker.runner import JobContext, JobFailed
@@ -82,10 +86,22 @@ def run_eval_job(ctx: JobContext) -> dict:
             ctx.emit(f"{n_done}/{total} generations done ({rate}/s)", type="metrics",
                      data={"done": n_done, "total": total, "generations_per_s": rate})
 
-    report = run_eval(engine, examples, targets, p["metrics"], on_progress=on_progress,
-                      sampling=SamplingParams.model_validate(p["sampling"]), batch_size=p.get("batch_size", 16),
-                      should_stop=ctx.should_stop, done=done, on_chunk=save)
-    ledger.close()
+    judge = None
+    if p.get("judge"):
+        judge = LedgeredJudge(ctx, TeacherConfig.model_validate(p["judge"]), engine)
+        ctx.emit(f"Judge: {judge.model} {judge.where} ({len(judge.replies)} judgements already made)")
+    try:
+        report = run_eval(engine, examples, targets, p["metrics"], on_progress=on_progress,
+                          sampling=SamplingParams.model_validate(p["sampling"]), batch_size=p.get("batch_size", 16),
+                          should_stop=ctx.should_stop, done=done, on_chunk=save, judge=judge)
+    except TeacherUnavailableError as exc:
+        ctx.emit(f"Paused: the judge is unavailable after retries ({exc}); resume the job to continue (no "
+                 "generation or judgement is made twice)", level="warn")
+        return {"status": "paused", "reason": "judge_unavailable", "message": str(exc)}
+    finally:
+        ledger.close()
+        if judge is not None:
+            judge.close()
     report = {"eval_file": p["eval_file"], "base_model": base, **report}
     path = ctx.work_dir / "report.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=1))

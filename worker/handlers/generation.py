@@ -16,22 +16,14 @@ from models.crud.datasets import upsert_job_usage
 from models.db import session_scope
 from models.file import File
 from models.job import JobKind
-from models.secrets import decrypt_secret
 from worker.handlers.generation_dataset import publish_dataset
-from worker.ml.configs import GenerationJobConfig, TeacherConfig
-from worker.ml.local_teacher import LocalTeacher
+from worker.handlers.teachers import make_teacher
+from worker.ml.configs import GenerationJobConfig
 from worker.ml.selfinstruct.pipeline import JobAlreadyRunning, run_generation
 from worker.ml.selfinstruct.seed_file import SeedFileError, parse_seed_file
 from worker.ml.selfinstruct.seeds import load_seed_tasks
-from worker.ml.teacher import (
-    Teacher,
-    TeacherConfigError,
-    TeacherUnavailableError,
-    build_teacher,
-    configured_price,
-)
-from worker.model_resolver import resolve_target
-from worker.resources import artifact_store, resolve_base_model_dir
+from worker.ml.teacher import TeacherConfigError, TeacherUnavailableError
+from worker.resources import artifact_store
 from worker.runner import JobContext, JobFailed, JobStopped
 
 SUMMARY_KEYS = ("n_kept", "n_rejected", "n_instructions", "rounds", "tokens", "cost_usd", "requests_sent",
@@ -54,16 +46,6 @@ def load_seeds(ctx: JobContext) -> list[dict]:
         raise JobFailed("file_not_found", f"the content of seed file {file_id} is missing", "seed_file") from None
     except SeedFileError as exc:
         raise JobFailed("invalid_seed_file", str(exc), "seed_file") from None
-
-
-def teacher_api_key(ctx: JobContext) -> str | None:
-    token = ctx.params.get("teacher_api_key_encrypted")
-    if not token:
-        return None
-    try:
-        return decrypt_secret(ctx.settings, token)
-    except ValueError as exc:
-        raise JobFailed("secret_unreadable", str(exc), "teacher.api_key") from None
 
 
 def round_message(ev: dict) -> str:
@@ -110,32 +92,10 @@ def run_exclusively(ctx: JobContext, **kwargs) -> dict:
             time.sleep(1.0)
 
 
-def local_teacher(ctx: JobContext, cfg: TeacherConfig) -> LocalTeacher:
-    """The teacher model (base, adapter or checkpoint of the job's owner) loaded in this worker."""
-    from worker.ml.inference import InferenceEngine
-
-    with session_scope(ctx.session_factory) as s:
-        try:
-            base, target = resolve_target(s, cfg.model, ctx.owner_id)
-            model_dir = resolve_base_model_dir(s, ctx.settings, base)
-        except (LookupError, FileNotFoundError):
-            raise JobFailed("model_not_found", f"the teacher model {cfg.model} no longer exists",
-                            "teacher.model") from None
-    engine = InferenceEngine(model_dir, device=ctx.settings.device)
-    return LocalTeacher(engine, target, api=cfg.api, price=configured_price(cfg))
-
-
-def make_teacher(ctx: JobContext, cfg: TeacherConfig) -> tuple[Teacher, str]:
-    """(teacher, where it runs) for the job's teacher config."""
-    if cfg.local:
-        return local_teacher(ctx, cfg), f"in this worker ({ctx.settings.device})"
-    return build_teacher(cfg, api_key=teacher_api_key(ctx)), f"at {cfg.base_url or 'the OpenAI API'}"
-
-
 def run_generation_job(ctx: JobContext) -> dict:
     cfg = GenerationJobConfig.model_validate(ctx.params["config"])
     seeds = load_seeds(ctx)
-    teacher, where = make_teacher(ctx, cfg.teacher)
+    teacher, where = make_teacher(ctx, cfg.teacher, key_field="teacher_api_key_encrypted", param="teacher")
     ctx.emit(f"Generating {cfg.num_instructions} instructions ({cfg.method}) from {len(seeds)} seed tasks with "
              f"teacher {cfg.teacher.model} {where}", data={"n_seed_tasks": len(seeds), "method": cfg.method})
     reporter = RoundReporter(ctx, cfg)

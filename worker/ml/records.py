@@ -102,7 +102,7 @@ def parse_alpaca_record(obj: Any, line: int) -> tuple[Example | None, LineError 
         return parse_chat_record(obj, line)
     unknown = set(obj) - {"instruction", "input", "output", "id", "metadata", "provenance"}
     if unknown:
-        return None, LineError(line, "unrecognized_field", f"unrecognized field(s): {sorted(unknown)}", sorted(unknown)[0])
+        return None, LineError(line, "unrecognized_field", f"unrecognized field(s): {sorted(unknown)}", min(unknown))
     instruction, err = _str_field(obj, "instruction", line, required=True, non_empty=True)
     if err:
         return None, err

@@ -6,7 +6,7 @@
 - ``exact_match``: SQuAD normalisation (lowercase, no punctuation, no articles, single spaces).
 - ``reference_loss``: teacher-forced loss of the reference answer (response tokens + EOS only, as
   in training), batched with left padding; per-example mean NLL and perplexity.
-- ``judge_score``: an LLM judge through any ``judge(prompt) -> str`` callable (e.g. the teacher).
+- ``judge_prompt`` / ``parse_judge_rating``: an LLM judge (any teacher) rates a response 1-10.
 Torch is imported only by ``reference_loss``.
 """
 from __future__ import annotations
@@ -138,9 +138,7 @@ def parse_judge_rating(reply: str) -> float | None:
     return value if 1 <= value <= 10 else None
 
 
-def judge_score(judge: Callable[[str], str], instruction: str, input: str, reference: str,
-                prediction: str) -> float | None:
-    """Single-answer grading (MT-Bench style) by any teacher callable; None if unparseable."""
-    reply = judge(JUDGE_PROMPT.format(instruction=instruction, input=input or "(none)",
-                                      reference=reference or "(none)", prediction=prediction))
-    return parse_judge_rating(reply)
+def judge_prompt(instruction: str, input: str, reference: str, prediction: str) -> str:
+    """Single-answer grading (MT-Bench style); the reply's rating is read by ``parse_judge_rating``."""
+    return JUDGE_PROMPT.format(instruction=instruction, input=input or "(none)", reference=reference or "(none)",
+                               prediction=prediction)

@@ -168,6 +168,17 @@ def apply_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+def chat_content(prompt: str, continuation: bool) -> str:
+    """The one user message a chat model gets for ``prompt``: with ``continuation`` (completion-style
+    prompts of the generation pipelines) prefixed by ``CHAT_CONTINUE_INSTRUCTION``; as is otherwise
+    (prompts that are already a request, e.g. a judge's)."""
+    return f"{CHAT_CONTINUE_INSTRUCTION}\n\n{prompt}" if continuation else prompt
+
+
+def chat_reply(prompt: str, reply: str, continuation: bool) -> str:
+    return strip_echoed_tail(prompt, reply) if continuation else reply
+
+
 def strip_echoed_tail(prompt: str, reply: str) -> str:
     """Make a chat reply read like a completion: drop an echo of the prompt's last line
     (``"9."``, ``"4. Instruction:"``) and leading blank lines, and start with one space."""
@@ -205,7 +216,7 @@ class OpenAITeacher:
                  api: Literal["chat", "completions"] = "chat", max_concurrency: int = 4,
                  prices: Mapping[str, ModelPrice] | None = None, timeout_s: float = 120.0,
                  max_retries: int = 6, backoff_initial_s: float = 1.0, backoff_max_s: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, continuation: bool = True):
         import openai  # imported lazily: nothing heavy at import time
 
         if api not in ("chat", "completions"):
@@ -213,6 +224,7 @@ class OpenAITeacher:
         self.base_url = base_url
         self.model = model
         self.api = api
+        self.continuation = continuation  # chat API: the prompt is text to continue (see chat_content)
         self.max_concurrency = max(1, max_concurrency)
         table = dict(DEFAULT_PRICES) | dict(prices or {})
         self.price = table.get(model, ModelPrice(0.0, 0.0))
@@ -330,9 +342,9 @@ class OpenAITeacher:
             kwargs["stop"] = stops[:4]
         if self.api == "chat":
             out = self._client.chat.completions.create(
-                messages=[{"role": "user", "content": f"{CHAT_CONTINUE_INSTRUCTION}\n\n{req.prompt}"}], **kwargs)
+                messages=[{"role": "user", "content": chat_content(req.prompt, self.continuation)}], **kwargs)
             choice = out.choices[0]
-            text = strip_echoed_tail(req.prompt, choice.message.content or "")
+            text = chat_reply(req.prompt, choice.message.content or "", self.continuation)
         else:
             out = self._client.completions.create(prompt=req.prompt, **kwargs)
             choice = out.choices[0]
@@ -355,7 +367,7 @@ def configured_price(cfg) -> ModelPrice | None:
     return ModelPrice(cfg.input_usd_per_1m, cfg.output_usd_per_1m)
 
 
-def build_teacher(cfg, api_key: str | None = None) -> OpenAITeacher:
+def build_teacher(cfg, api_key: str | None = None, continuation: bool = True) -> OpenAITeacher:
     """An ``OpenAITeacher`` from a ``configs.TeacherConfig``; ``api_key`` overrides ``cfg.api_key``
     (job params are dumped without the key, so the caller passes it from its secret store)."""
     key = api_key if api_key is not None else (cfg.api_key.get_secret_value() if cfg.api_key else None)
@@ -363,4 +375,4 @@ def build_teacher(cfg, api_key: str | None = None) -> OpenAITeacher:
     prices = {cfg.model: price} if price is not None else None
     return OpenAITeacher(base_url=cfg.base_url, model=cfg.model, api_key=key, api=cfg.api,
                          max_concurrency=cfg.max_concurrency, prices=prices, timeout_s=cfg.timeout_s,
-                         max_retries=cfg.max_retries)
+                         max_retries=cfg.max_retries, continuation=continuation)

@@ -18,6 +18,7 @@ from models.settings import Settings
 from models.storage import ArtifactStore
 from tests.worker.ml.selfinstruct.conftest import ScriptedTeacher
 from worker.handlers import generation as handler
+from worker.handlers import teachers as teachers_module
 from worker.handlers.generation_dataset import publish_dataset
 from worker.ml.configs import GenerationJobConfig
 from worker.runner import run_job
@@ -33,12 +34,12 @@ def teachers(monkeypatch):
     """Every job built in the test gets a ScriptedTeacher; the api_key it was built with is recorded."""
     built = []
 
-    def fake_build(cfg, api_key=None):
+    def fake_build(cfg, api_key=None, continuation=True):
         t = ScriptedTeacher(price_per_request=0.01)
         built.append((t, api_key))
         return t
 
-    monkeypatch.setattr(handler, "build_teacher", fake_build)
+    monkeypatch.setattr(teachers_module, "build_teacher", fake_build)
     return built
 
 

@@ -73,7 +73,7 @@ def test_eval_report_scores_each_model(tiny_engine, targets):
     progress = []
     report = run_eval(tiny_engine, examples, [targets["base"], targets["ft-a"], targets["ft-b"]],
                       ["rouge_l", "exact_match", "reference_loss", "judge"], on_progress=lambda d, t: progress.append((d, t)),
-                      sampling=SamplingParams(max_new_tokens=5), judge=lambda p: "Rating: [[3]]", batch_size=4)
+                      sampling=SamplingParams(max_new_tokens=5), judge=lambda prompts: ["Rating: [[3]]"] * len(prompts), batch_size=4)
     assert progress[-1] == (9, 9)
     assert [m["name"] for m in report["models"]] == ["base", "ft-a", "ft-b"]
     for model in report["models"]:

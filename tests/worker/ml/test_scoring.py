@@ -11,7 +11,7 @@ from tests.worker.ml import inference_helpers as helpers
 from worker.ml.records import Example
 from worker.ml.scoring import (
     exact_match,
-    judge_score,
+    judge_prompt,
     parse_judge_rating,
     reference_loss,
     rouge_l,
@@ -77,15 +77,11 @@ def test_reference_loss_matches_a_plain_forward(tiny_engine, tiny_adapters, tiny
     assert all(abs(b.loss - a.loss) > 1e-3 for a, b in zip(got, base))  # the adapter changes the loss
 
 
-def test_judge_through_any_callable():
-    prompts = []
-
-    def judge(prompt: str) -> str:
-        prompts.append(prompt)
-        return "The answer is right. Rating: [[8]]"
-
-    assert judge_score(judge, "Add.", "2 and 3", "5", "5") == 8.0
-    assert "[Reference answer]\n5" in prompts[0]
+def test_judge_prompt_and_rating():
+    prompt = judge_prompt("Add.", "2 and 3", "5", "5")
+    assert "[Instruction]\nAdd." in prompt and "[Reference answer]\n5" in prompt and "[Input]\n2 and 3" in prompt
+    assert "[Input]\n(none)" in judge_prompt("Say hi.", "", "hi", "hello")
+    assert parse_judge_rating("The answer is right. Rating: [[8]]") == 8.0
     assert parse_judge_rating("no number") is None
     assert parse_judge_rating("Rating: 7") == 7.0
     assert parse_judge_rating("[[42]]") is None

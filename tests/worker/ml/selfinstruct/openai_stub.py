@@ -7,8 +7,6 @@ text), a ``(text, finish_reason)`` tuple, or a ``StubError(status, retry_after=N
 """
 from __future__ import annotations
 
-from tests.support.live_server import LiveServer
-
 import threading
 import time
 from collections import Counter
@@ -18,6 +16,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from tests.support.live_server import LiveServer
 
 
 @dataclass
