@@ -23,8 +23,8 @@ from api.routes import (
     users,
 )
 from models.db import make_engine, make_sessionmaker
-from worker.dispatcher import QueuePositionCache
 from models.settings import Settings, get_settings
+from worker.dispatcher import QueuePositionCache
 
 
 def build_router() -> APIRouter:

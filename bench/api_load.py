@@ -93,7 +93,7 @@ async def client_loop(c: RawHTTP, headers, job_ids, file_id, deadline, submit_ra
             ok = status == 200
             if submit and ok:
                 job_ids.append(json.loads(data)["id"])
-        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError):
             ok = False
             c.writer = None
         kind = "submit" if submit else "read"

@@ -47,7 +47,7 @@ class Demo:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-        log = open(self.data_dir / "demo-server.log", "ab")
+        log = open(self.data_dir / "demo-server.log", "ab")  # noqa: SIM115 - the child's log
         self.proc = subprocess.Popen([sys.executable, "-m", "lorafleet_cli.main", "up", "--data-dir",
                                       str(self.data_dir), "--port", str(self.port)], env=env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)

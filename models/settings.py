@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _psycopg_driver(cls, v: str) -> str:
-        if v.startswith("postgresql://") or v.startswith("postgres://"):
+        if v.startswith(("postgresql://", "postgres://")):
             return "postgresql+psycopg://" + v.split("://", 1)[1]
         return v
 

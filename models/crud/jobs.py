@@ -118,8 +118,8 @@ def finish_job(*, session: Session, job_id: str, worker_id: str, status: JobStat
                error: dict | None = None) -> bool:
     """Record the outcome if this worker still holds the lease."""
     now = utcnow()
-    values: dict = dict(status=status.value, lease_owner=None, lease_expires_at=None, worker_pid=None,
-                        updated_at=now)
+    values: dict = {"status": status.value, "lease_owner": None, "lease_expires_at": None, "worker_pid": None,
+                        "updated_at": now}
     if status.value in TERMINAL_STATUSES:
         values["finished_at"] = now
     if status == JobStatus.paused:
@@ -144,8 +144,8 @@ def expired_running_jobs(*, session: Session, now: datetime | None = None) -> li
 
 def hand_off_job(*, session: Session, job_id: str, worker_id: str, queue: str, result: dict | None) -> bool:
     """End a stage: release the lease and put the job back in line for ``queue``."""
-    values: dict = dict(status=JobStatus.queued.value, queue=queue, admitted_at=None, lease_owner=None,
-                        lease_expires_at=None, worker_pid=None, updated_at=utcnow())
+    values: dict = {"status": JobStatus.queued.value, "queue": queue, "admitted_at": None, "lease_owner": None,
+                        "lease_expires_at": None, "worker_pid": None, "updated_at": utcnow()}
     if result is not None:
         values["result"] = result
     res = session.execute(update(Job).where(Job.id == job_id, Job.lease_owner == worker_id).values(**values)

@@ -97,7 +97,7 @@ class WorkerProcess:
                ",".join(ns + q for q in queues), "-c", "1", "--pool", "prefork", "--max-tasks-per-child", "1",
                "-l", "INFO", "--without-gossip", "--without-mingle", "-n", f"test-{secrets.token_hex(3)}@%h"]
         self.log_path = log_path
-        self.log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+        self.log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the child's log
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -159,7 +159,7 @@ def openai_client(live_api, make_user):
     """The official openai SDK, as a fresh user, pointed at lorafleet."""
     import openai
 
-    user_id, headers = make_user()
+    _user_id, headers = make_user()
     key = headers["Authorization"].split(" ", 1)[1]
     return openai.OpenAI(base_url=f"{live_api.url}/v1", api_key=key, max_retries=0, timeout=120)
 
@@ -171,7 +171,7 @@ def inference_server(service_env, tmp_path_factory):
 
     port = service_env["LORAFLEET_INFERENCE_URL"].rsplit(":", 1)[1]
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    out = open(log, "wb")
+    out = open(log, "wb")  # noqa: SIM115 - the child's log
     proc = subprocess.Popen([sys.executable, "-m", "lorafleet_cli.main", "serve", "--port", port],
                             cwd=ROOT, env={**os.environ, **service_env}, stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -12,8 +12,6 @@ and never answers it (it stands for a request in flight when a worker is killed)
 """
 from __future__ import annotations
 
-from tests.support.live_server import LiveServer
-
 import hashlib
 import random
 import re
@@ -25,6 +23,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from tests.support.live_server import LiveServer
 from worker.ml.scoring import JUDGE_PROMPT
 from worker.ml.selfinstruct.templates import ALPACA_PROMPT_TXT
 from worker.ml.teacher import CHAT_CONTINUE_INSTRUCTION

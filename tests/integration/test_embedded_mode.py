@@ -32,7 +32,7 @@ def test_embedded_up_runs_a_preflight_job(tmp_path, models_cache):
         (data_dir / "models" / "smollm2-135m-instruct").symlink_to(cached)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "LORAFLEET_DATA_DIR")}
-    log = open(tmp_path / "up.log", "wb")
+    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115 - the child's log
     proc = subprocess.Popen([sys.executable, "-m", "lorafleet_cli.main", "up", "--data-dir", str(data_dir),
                              "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -102,8 +102,8 @@ def test_a_live_lease_blocks_a_second_worker(db_session_factory, settings, new_j
         time.sleep(1.5)
         return {}
 
-    t = threading.Thread(target=run_job, kwargs=dict(session_factory=db_session_factory, settings=settings,
-                                                     job_id=job_id, handler=slow, worker_id="w1"))
+    t = threading.Thread(target=run_job, kwargs={"session_factory": db_session_factory, "settings": settings,
+                                                     "job_id": job_id, "handler": slow, "worker_id": "w1"})
     t.start()
     started.wait(10)
     assert run_job(session_factory=db_session_factory, settings=settings, job_id=job_id,
