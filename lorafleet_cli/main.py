@@ -88,8 +88,10 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from models.settings import get_settings
+    from worker.resources import apply_torch_threads
     from worker.serving.service import create_service_app
 
+    apply_torch_threads(get_settings())
     uvicorn.run(create_service_app(get_settings(), args.base_model), host=args.host, port=args.port,
                 log_level="warning", access_log=False)
     return 0

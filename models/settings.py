@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     api_threads: int = Field(default=4, ge=1, le=200, validation_alias="LORAFLEET_API_THREADS")
     # Torch device for workers: "auto", "cpu", "cuda".
     device: str = Field(default="auto", validation_alias="LORAFLEET_DEVICE")
+    # Torch CPU threads per job process and per inference server; 0: torch's default (every core). Set it
+    # when several torch processes share one host's cores (e.g. `lorafleet up` on a small machine).
+    torch_threads: int = Field(default=0, ge=0, le=1024, validation_alias="LORAFLEET_TORCH_THREADS")
 
     @field_validator("database_url")
     @classmethod

@@ -41,3 +41,11 @@ def resolve_base_model_dir(session: Session, settings: Settings, name: str) -> P
     if name in BUILTIN_MODELS:
         return resolve_model_path(name, settings.models_dir)
     raise FileNotFoundError(f"unknown base model {name!r}")
+
+
+def apply_torch_threads(settings: Settings) -> None:
+    """``LORAFLEET_TORCH_THREADS`` for this process (0: leave torch's default); imports torch only if set."""
+    if settings.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)

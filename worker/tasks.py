@@ -5,12 +5,13 @@ from celery import shared_task
 
 from models.settings import get_settings
 from worker.celery_app import TASK_NAMES
-from worker.resources import redis_client, session_factory
+from worker.resources import apply_torch_threads, redis_client, session_factory
 from worker.runner import Handler, run_job
 
 
 def _run(job_id: str, handler: Handler) -> str:
     settings = get_settings()
+    apply_torch_threads(settings)  # one task per child process: this child's threads
     status = run_job(session_factory=session_factory(), settings=settings, job_id=job_id, handler=handler,
                      redis_client=redis_client())
     _admit_next(settings)
