@@ -34,5 +34,5 @@ for shape in 1b 7b; do
   run python -m bench.finetune --data $DATA/alpaca_data_en.json --examples 256 --micro-batch 8 --batch 64 --epochs 1 --cutoff 512 --seed 42 --random-shape $shape
 done
 # 3. QLoRA / 8-bit loading paths (bitsandbytes), gradient checkpointing.
-run python -m pytest -q -m gpu tests
+run python -m pytest -q -m gpu tests  # tests/worker/ml/test_cuda_paths.py: packed vs unpacked bf16, grad ckpt, 8/4-bit, engine cuda==cpu
 echo "figures in $OUT/results.jsonl"
