@@ -14,7 +14,10 @@ from worker.ml.data import (
     TokenizedExample,
     load_tokenizer,
     n_val_examples,
+    pack_step,
+    plan_epoch,
     plan_steps,
+    split_train_val,
     tokenize_examples,
 )
 from worker.ml.records import Example
@@ -41,6 +44,10 @@ def run_preflight(examples: list[Example], tokenizer_dir: Path, hp: FinetuneHype
     n_val = n_val_examples(len(examples), hp.val_set_size)
     n_train = len(examples) - n_val
     plan = plan_steps(n_train, hp.batch_size, hp.micro_batch_size, hp.num_epochs)
+    micro_per_epoch, total_micro = plan.micro_batches_per_epoch, plan.total_micro_batches
+    if hp.packing and plan.micro_batches_per_epoch:
+        micro_per_epoch = packed_micro_batches(tokenized, hp)
+        total_micro = -(-total_micro * micro_per_epoch // plan.micro_batches_per_epoch)  # epoch 0's ratio
     return {
         "n_examples": len(examples),
         "total_tokens": sum(len(t.input_ids) for t in tokenized),
@@ -53,13 +60,23 @@ def run_preflight(examples: list[Example], tokenizer_dir: Path, hp: FinetuneHype
         "untrainable_lines": untrainable[:MAX_LINES_REPORTED],
         "n_train": n_train,
         "n_val": n_val,
-        "micro_batches_per_epoch": plan.micro_batches_per_epoch,
+        "micro_batches_per_epoch": micro_per_epoch,
         "steps_per_epoch": plan.steps_per_epoch,
-        "total_micro_batches": plan.total_micro_batches,
+        "total_micro_batches": total_micro,
+        "packing": hp.packing,
         "estimated_steps": plan.total_steps,
         "gradient_accumulation_steps": hp.gradient_accumulation_steps,
         "samples": [describe_sample(t, tokenizer) for t in tokenized[:N_SAMPLES]],
     }
+
+
+def packed_micro_batches(tokenized: list[TokenizedExample], hp: FinetuneHyperparameters) -> int:
+    """Forward passes of the first epoch with ``packing`` (the training loop's split, steps and packing)."""
+    train, _ = split_train_val(tokenized, hp.val_set_size, hp.seed)
+    lengths = [len(t.input_ids) for t in train]
+    steps = plan_epoch(lengths, hp.batch_size, hp.micro_batch_size, hp.seed, 0, hp.group_by_length)
+    return sum(len(pack_step([i for mb in step for i in mb], lengths, hp.cutoff_len, hp.micro_batch_size))
+               for step in steps)
 
 
 def describe_sample(example: TokenizedExample, tokenizer: PreTrainedTokenizerBase) -> dict:

@@ -32,6 +32,18 @@ def test_counts_split_and_steps(base_model_dir):
     assert res["n_untrainable"] == 0
 
 
+def test_packing_counts_the_packed_forward_passes(base_model_dir):
+    """Short examples pack several to a row: fewer micro-batches, the same optimizer steps."""
+    hp = FinetuneHyperparameters(batch_size=8, micro_batch_size=2, num_epochs=2, cutoff_len=128)
+    plain = run_preflight(_examples(32), base_model_dir, hp)
+    packed = run_preflight(_examples(32), base_model_dir, hp.model_copy(update={"packing": True}))
+    assert packed["packing"] and not plain["packing"]
+    assert packed["estimated_steps"] == plain["estimated_steps"] == 8
+    assert plain["micro_batches_per_epoch"] == 16
+    assert 0 < packed["micro_batches_per_epoch"] < plain["micro_batches_per_epoch"]
+    assert packed["total_micro_batches"] == 2 * packed["micro_batches_per_epoch"]
+
+
 def test_samples_show_masked_and_trained_text(base_model_dir):
     res = run_preflight(_examples(5), base_model_dir, FinetuneHyperparameters())
     assert len(res["samples"]) == 3
