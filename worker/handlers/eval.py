@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from models.db import session_scope
 from worker.handlers.eval_judge import LedgeredJudge
@@ -43,8 +44,32 @@ def resolve_targets(ctx: JobContext, names: list[str]) -> tuple[str, list[ModelT
     return bases.pop(), targets
 
 
+class GenerationsLedger:
+    """Finished (example, model) generations of an eval job, durable per chunk: what a restart skips."""
+
+    def __init__(self, path: Path, n_examples: int, targets: list[ModelTarget]) -> None:
+        self.targets = targets
+        self.done: dict[tuple[int, int], GenerationResult] = {}
+        index = {t.name: k for k, t in enumerate(targets)}
+
+        def load(line: dict) -> None:
+            if line["model"] in index and line["example"] < n_examples:
+                self.done[(line["example"], index[line["model"]])] = GenerationResult(**line["result"])
+
+        self.ledger = ResultLedger(path, "key", on_load=load)
+
+    def save(self, chunk: list[tuple[tuple[int, int], GenerationResult]]) -> None:
+        for (i, t), result in chunk:
+            name = self.targets[t].name
+            self.ledger.write({"key": f"{i}|{name}", "example": i, "model": name, "result": asdict(result)})
+        self.ledger.sync()
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
 def run_eval_job(ctx: JobContext) -> dict:
-    from worker.ml.batch_run import Pair, run_eval
+    from worker.ml.batch_run import run_eval
     from worker.ml.inference import InferenceEngine
 
     p = ctx.params
@@ -58,24 +83,11 @@ def run_eval_job(ctx: JobContext) -> dict:
     engine = InferenceEngine(model_dir, device=ctx.settings.device, dtype=p.get("precision", "auto"))
     ctx.emit(f"Scoring {len(targets)} models on {len(examples)} rows ({', '.join(p['metrics'])}) on {engine.device}",
              data={"models": p["models"], "rows": len(examples)})
-    done: dict[Pair, GenerationResult] = {}
-    index = {t.name: k for k, t in enumerate(targets)}
-
-    def load(line: dict) -> None:
-        if line["model"] in index and line["example"] < len(examples):
-            done[(line["example"], index[line["model"]])] = GenerationResult(**line["result"])
-
-    ledger = ResultLedger(ctx.work_dir / "generations.jsonl", "key", on_load=load)
+    ledger = GenerationsLedger(ctx.work_dir / "generations.jsonl", len(examples), targets)
+    done = ledger.done
     if done:
         ctx.emit(f"Resumed on attempt {ctx.attempt}: {len(done)} of {len(examples) * len(targets)} generations were "
                  "already done", data={"resumed_generations": len(done)})
-
-    def save(chunk: list[tuple[Pair, GenerationResult]]) -> None:
-        for (i, t), result in chunk:
-            ledger.write({"key": f"{i}|{targets[t].name}", "example": i, "model": targets[t].name,
-                          "result": asdict(result)})
-        ledger.sync()
-
     t0, last = time.monotonic(), [len(done)]
 
     def on_progress(n_done: int, total: int) -> None:
@@ -93,7 +105,7 @@ def run_eval_job(ctx: JobContext) -> dict:
     try:
         report = run_eval(engine, examples, targets, p["metrics"], on_progress=on_progress,
                           sampling=SamplingParams.model_validate(p["sampling"]), batch_size=p.get("batch_size", 16),
-                          should_stop=ctx.should_stop, done=done, on_chunk=save, judge=judge)
+                          should_stop=ctx.should_stop, done=done, on_chunk=ledger.save, judge=judge)
     except TeacherUnavailableError as exc:
         ctx.emit(f"Paused: the judge is unavailable after retries ({exc}); resume the job to continue (no "
                  "generation or judgement is made twice)", level="warn")
