@@ -28,7 +28,6 @@ class LedgeredJudge:
                                      temperature=cfg.temperature or 0.0,
                                      top_p=cfg.top_p if cfg.top_p is not None else 1.0)
         self.replies: dict[str, str] = {}
-        self.sent = 0
         self.ledger = ResultLedger(ctx.work_dir / "judgements.jsonl", "request_id",
                                    on_load=lambda line: self.replies.__setitem__(line["request_id"], line["text"]))
 
@@ -49,7 +48,6 @@ class LedgeredJudge:
 
     def _record(self, resp: TeacherResponse) -> None:
         """Each reply is kept as it arrives (an error answers with no rating, and is not retried)."""
-        self.sent += 1
         self.replies[resp.request_id] = resp.text if resp.finish_reason != "error" else ""
         self.ledger.write({"request_id": resp.request_id, "text": self.replies[resp.request_id],
                            "finish_reason": resp.finish_reason, "error": resp.error,
