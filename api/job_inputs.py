@@ -1,4 +1,5 @@
-"""Checks shared by the job-creation routes: the model exists, the files exist, are owned and fit."""
+"""Checks shared by the job-creation routes: the model exists, the files exist, are owned and fit;
+a teacher config's secret is encrypted before it reaches the job's params."""
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
@@ -7,7 +8,10 @@ from api.errors import APIError
 from api.routes.models import known_base_models
 from models.file import File
 from models.registry import Adapter, Checkpoint
+from models.secrets import encrypt_secret
+from models.settings import Settings
 from models.user import User
+from worker.ml.configs import TeacherConfig
 
 
 def require_base_model(session: Session, name: str, param: str = "model") -> str:
@@ -43,3 +47,14 @@ def resolve_model_ref(session: Session, user: User, name: str, param: str = "mod
     if row is None:
         raise APIError(404, "model_not_found", f"The checkpoint '{name}' does not exist", param)
     return {"name": name, "base_model": adapter.base_model, "adapter_path": row.path}
+
+
+def teacher_params(session: Session, user: User, settings: Settings, teacher: TeacherConfig, param: str) -> dict:
+    """Job params for a teacher config (a generation job's ``teacher``, an eval job's ``judge``): its API key
+    encrypted as ``{param}_api_key_encrypted`` (the dumped config never holds it). A local teacher must be
+    a model the caller can use: 404 naming ``{param}.model`` otherwise."""
+    if teacher.local:
+        resolve_model_ref(session, user, teacher.model, f"{param}.model")
+    if teacher.api_key is not None and teacher.api_key.get_secret_value():
+        return {f"{param}_api_key_encrypted": encrypt_secret(settings, teacher.api_key.get_secret_value())}
+    return {}

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep
 from api.errors import APIError, not_found
-from api.job_inputs import require_file, resolve_model_ref
+from api.job_inputs import require_file, resolve_model_ref, teacher_params
 from api.queue import notify_submitted
 from api.routes.jobs import cancel_job, owned_job_of_kind, page_jobs
 from api.schemas.evals import EvalJobCreate
@@ -23,8 +23,6 @@ from api.views import job_view
 from models.crud import jobs as job_crud
 from models.job import Job, JobKind, JobStatus
 from models.registry import Adapter, Checkpoint
-from models.secrets import encrypt_secret
-from worker.ml.configs import TeacherConfig
 
 router = APIRouter(prefix="/evals/jobs", tags=["evals"])
 
@@ -79,16 +77,6 @@ def _get(session, user, job_id: str) -> Job:
     return owned_job_of_kind(session, user, job_id, JobKind.eval.value, "eval job", "eval_job_id")
 
 
-def judge_params(session, user, settings, judge: TeacherConfig) -> dict:
-    """The judge's key, encrypted (the dumped config never holds it); a local judge must be the caller's."""
-    out: dict = {}
-    if judge.api_key is not None and judge.api_key.get_secret_value():
-        out["judge_api_key_encrypted"] = encrypt_secret(settings, judge.api_key.get_secret_value())
-    if judge.local:
-        out["judge_base_model"] = resolve_model_ref(session, user, judge.model, "judge.model")["base_model"]
-    return out
-
-
 @router.post("")
 def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser, settings: SettingsDep,
                     request: Request):
@@ -97,7 +85,7 @@ def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser,
     params = {**body.model_dump(mode="json", exclude={"metadata", "models"}), "eval_file": f.id, "models": models,
               "base_model": base}
     if body.judge is not None:
-        params.update(judge_params(session, user, settings, body.judge))
+        params.update(teacher_params(session, user, settings, body.judge, "judge"))
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.eval, params=params, model=base,
                               status=JobStatus.queued, queue="gpu", user_metadata=body.metadata)
     session.commit()

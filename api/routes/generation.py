@@ -10,14 +10,13 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep
 from api.errors import APIError
-from api.job_inputs import require_file, resolve_model_ref
+from api.job_inputs import require_file, teacher_params
 from api.queue import notify_submitted
 from api.routes.jobs import cancel_job, owned_job_of_kind, page_events, page_jobs, pause, resume
 from api.schemas.generation import GenerationJobCreate, GenerationJobResume
 from api.views import job_view
 from models.crud import jobs as job_crud
 from models.job import Job, JobKind, JobStatus
-from models.secrets import encrypt_secret
 from worker.ml.configs import TeacherConfig
 from worker.ml.selfinstruct.seed_file import SeedFileError, parse_seed_file
 
@@ -71,10 +70,7 @@ def create_generation_job(body: GenerationJobCreate, session: SessionDep, user: 
     params: dict = {"config": cfg.model_dump(mode="json"), "seed_file": body.seed_file}
     if body.seed_file is not None:
         params["n_seed_tasks"] = check_seed_file(session, user, store, settings, body.seed_file)
-    if cfg.teacher.local:  # one of the caller's models (or a base model); 404 naming teacher.model otherwise
-        params["teacher_base_model"] = resolve_model_ref(session, user, cfg.teacher.model, "teacher.model")["base_model"]
-    if cfg.teacher.api_key is not None and cfg.teacher.api_key.get_secret_value():
-        params["teacher_api_key_encrypted"] = encrypt_secret(settings, cfg.teacher.api_key.get_secret_value())
+    params.update(teacher_params(session, user, settings, cfg.teacher, "teacher"))
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.generation, model=cfg.teacher.model,
                               params=params, status=JobStatus.queued, queue=teacher_queue(cfg.teacher),
                               user_metadata=body.metadata)
