@@ -6,12 +6,12 @@ from sqlalchemy.orm import Session
 
 from api.errors import APIError
 from api.routes.models import known_base_models
+from contracts.configs import TeacherConfig
 from models.file import File
 from models.registry import Adapter, Checkpoint
 from models.secrets import encrypt_secret
 from models.settings import Settings
 from models.user import User
-from worker.ml.configs import TeacherConfig
 
 
 def require_base_model(session: Session, name: str, param: str = "model") -> str:

@@ -1,7 +1,14 @@
-"""FastAPI application factory (``uvicorn --factory api.main:create_app``). Nothing runs at import."""
+"""FastAPI application factory. Nothing runs at import.
+
+The API knows nothing of the worker side: the admission dispatcher that runs beside it is handed in
+by the composition root (``lorafleet_cli.app.create_app``), as any object with ``start``, ``stop``
+and a ``wakeup`` event (see ``api.queue``).
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -22,9 +29,9 @@ from api.routes import (
     preflight,
     users,
 )
+from models.crud.queue import QueuePositionCache
 from models.db import make_engine, make_sessionmaker
 from models.settings import Settings, get_settings
-from worker.dispatcher import QueuePositionCache
 
 
 def build_router() -> APIRouter:
@@ -35,7 +42,11 @@ def build_router() -> APIRouter:
     return v1
 
 
-def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True) -> FastAPI:
+# (session_factory, settings) -> a started-on-demand dispatcher: ``start()``, ``stop()``, ``join()``, ``wakeup``
+DispatcherFactory = Callable[[Any, Settings], Any]
+
+
+def create_app(settings: Settings | None = None, *, dispatcher_factory: DispatcherFactory | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -52,13 +63,8 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         app.state.dispatcher = None
         app.state.auth_cache = AuthCache()
         app.state.queue_positions = QueuePositionCache()
-        if run_dispatcher:
-            from worker.celery_app import create_celery_app
-            from worker.dispatcher import DispatcherLoop, celery_sender
-
-            celery_app = create_celery_app(settings)
-            app.state.dispatcher = DispatcherLoop(app.state.session_factory, settings,
-                                                  celery_sender(celery_app, settings), interval=1.0)
+        if dispatcher_factory is not None:
+            app.state.dispatcher = dispatcher_factory(app.state.session_factory, settings)
             app.state.dispatcher.start()
         try:
             yield

@@ -45,7 +45,7 @@ def job_view(job: Job, session: Session | None = None, positions=None) -> JobRea
     """``positions``: a ``QueuePositionCache`` for hot paths; otherwise one COUNT gives the position."""
     position = None
     if session is not None and job.status in (JobStatus.queued.value, JobStatus.validating_files.value):
-        from worker.dispatcher import queue_position
+        from models.crud.queue import queue_position
 
         position = positions.position(session, job) if positions is not None else queue_position(session, job)
     return JobRead(

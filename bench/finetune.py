@@ -88,13 +88,13 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from worker.ml.adapters import load_adapter_model
+    from contracts.configs import FinetuneHyperparameters
+    from contracts.records import Example
     from worker.ml.base_models import materialise_builtin
-    from worker.ml.configs import FinetuneHyperparameters
-    from worker.ml.data import load_tokenizer, tokenize_examples
-    from worker.ml.finetune import train_lora
-    from worker.ml.lm_loss import evaluate_loss
-    from worker.ml.records import Example
+    from worker.ml.training.data import load_tokenizer, tokenize_examples
+    from worker.ml.training.finetune import train_lora
+    from worker.ml.training.lora import load_adapter_model
+    from worker.ml.training.loss import evaluate_loss
 
     base = a.base_model or materialise_builtin("smollm2-135m-instruct", DEFAULT_MODELS_DIR)
     if a.random_shape:

@@ -15,7 +15,7 @@ DEFAULT_MODELS_DIR = Path.home() / ".cache" / "lorafleet-test" / "models"
 
 
 def load_prompts(path: Path, n: int) -> list[str]:
-    from worker.ml.prompts import render_prompt
+    from contracts.prompts import render_prompt
 
     prompts = []
     for line in path.read_text().splitlines():
@@ -39,13 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--base-model", type=Path, help="HF checkpoint dir (default: the embedded base model)")
     a = ap.parse_args(argv)
 
+    from contracts.decoding import DecodeRequest
     from worker.ml.base_models import materialise_builtin
-    from worker.ml.generation_types import GenerationRequest
-    from worker.ml.inference import InferenceEngine
+    from worker.ml.decoding.engine import InferenceEngine
 
     base = a.base_model or materialise_builtin("smollm2-135m-instruct", DEFAULT_MODELS_DIR)
     engine = InferenceEngine(base, dtype=a.dtype)
-    requests = [GenerationRequest(prompt=p, max_new_tokens=a.max_new_tokens) for p in load_prompts(a.data, a.n)]
+    requests = [DecodeRequest(prompt=p, max_new_tokens=a.max_new_tokens) for p in load_prompts(a.data, a.n)]
     start = time.perf_counter()
     results = engine.generate(requests)
     seconds = time.perf_counter() - start

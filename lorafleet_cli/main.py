@@ -72,7 +72,7 @@ def cmd_api(args) -> int:
     _apply_env(args)
     import uvicorn
 
-    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+    uvicorn.run("lorafleet_cli.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level="warning", access_log=False)
     return 0
 
@@ -135,7 +135,7 @@ def cmd_up(args) -> int:
         import uvicorn
 
         print(f"lorafleet: API on http://{args.host}:{args.port}/v1", flush=True)
-        uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level="warning",
+        uvicorn.run("lorafleet_cli.app:create_app", factory=True, host=args.host, port=args.port, log_level="warning",
                     access_log=False)
     finally:
         _stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.crud import jobs as job_crud
+from models.crud.queue import PENDING_STATUSES
 from models.db import session_scope
 from models.job import Job, JobStatus
 from models.settings import Settings
@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 QUEUES = ("gpu", "io")
 FAIR_SHARE_WINDOW = timedelta(days=7)
 IO_SLOTS = 8
-# Statuses a job waits in for a worker: a new job's validation stage, or its main stage.
-PENDING_STATUSES = (JobStatus.validating_files.value, JobStatus.queued.value)
 _ADVISORY_KEY = 0x1F0A7  # one dispatcher at a time across API replicas
 
 SendFn = Callable[[Job], None]
@@ -115,50 +113,6 @@ def pick_admissions(session: Session, settings: Settings, queue: str) -> list[Jo
     return chosen
 
 
-def queue_position(session: Session, job: Job) -> int | None:
-    """1-based place of a queued job: admitted jobs first (by admission), then priority, then FIFO.
-    One COUNT over the (status, queue) index."""
-    if job.status not in PENDING_STATUSES or job.lease_owner is not None:
-        return None
-    if job.admitted_at is not None:
-        ahead = Job.admitted_at.is_not(None) & (Job.admitted_at < job.admitted_at)
-    else:
-        ahead = Job.admitted_at.is_not(None) | (Job.priority > job.priority) | (
-            (Job.priority == job.priority) & (Job.created_at < job.created_at))
-    n = session.execute(select(func.count()).select_from(Job).where(
-        Job.queue == job.queue, Job.status.in_(PENDING_STATUSES), Job.lease_owner.is_(None), ahead)).scalar()
-    return int(n) + 1
-
-
-class QueuePositionCache:
-    """Queue positions from one ordered snapshot per queue, refreshed at most every ``ttl`` seconds, so
-    polling clients cost no COUNT each. Positions are advisory; a job newer than the snapshot gets an
-    exact COUNT."""
-
-    def __init__(self, ttl: float = 1.0):
-        self.ttl = ttl
-        self._snapshots: dict[str, tuple[float, dict[str, int]]] = {}
-
-    def position(self, session: Session, job: Job) -> int | None:
-        if job.status not in PENDING_STATUSES or job.lease_owner is not None:
-            return None
-        now = time.monotonic()
-        taken, positions = self._snapshots.get(job.queue, (0.0, {}))
-        if now - taken > self.ttl:
-            positions = queue_positions(session, job.queue)
-            self._snapshots[job.queue] = (now, positions)
-        return positions.get(job.id) or queue_position(session, job)
-
-
-def queue_positions(session: Session, queue: str) -> dict[str, int]:
-    """1-based position of every not-yet-started job of a queue (admitted ones first, then FIFO)."""
-    rows = session.execute(select(Job.id).where(Job.queue == queue, Job.status.in_(PENDING_STATUSES),
-                                                Job.lease_owner.is_(None))
-                           .order_by(Job.admitted_at.is_(None), Job.admitted_at, Job.priority.desc(),
-                                     Job.created_at)).scalars().all()
-    return {job_id: i + 1 for i, job_id in enumerate(rows)}
-
-
 def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, send: SendFn) -> list[str]:
     """Reap expired leases, then admit what fits; returns the admitted job ids."""
     admitted: list[Job] = []
@@ -217,3 +171,11 @@ class DispatcherLoop(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
         self.wakeup.set()
+
+
+def start_in_api(session_factory, settings: Settings) -> DispatcherLoop:
+    """The dispatcher loop an API process runs (``create_app(dispatcher_factory=start_in_api)``)."""
+    from worker.celery_app import create_celery_app
+
+    return DispatcherLoop(session_factory, settings, celery_sender(create_celery_app(settings), settings),
+                          interval=1.0)

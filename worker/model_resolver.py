@@ -11,9 +11,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.base_models import BUILTIN_MODELS
+from contracts.decoding import ModelTarget
 from models.registry import Adapter, BaseModelEntry, Checkpoint
-from worker.ml.base_models import BUILTIN_MODELS
-from worker.ml.generation_types import ModelTarget
 
 
 def is_base_model(session: Session, name: str) -> bool:

@@ -33,7 +33,8 @@ def artifact_store(settings: Settings) -> ArtifactStore:
 
 def resolve_base_model_dir(session: Session, settings: Settings, name: str) -> Path:
     """A base model name -> an HF checkpoint dir (materialising built-ins/GGUF once)."""
-    from worker.ml.base_models import BUILTIN_MODELS, resolve_model_path
+    from contracts.base_models import BUILTIN_MODELS
+    from worker.ml.base_models import resolve_model_path
 
     entry = session.query(BaseModelEntry).filter_by(name=name).one_or_none()
     if entry is not None and not entry.source.startswith("builtin:"):

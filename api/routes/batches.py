@@ -31,9 +31,9 @@ from api.schemas.batches import (
     BatchUsage,
 )
 from api.schemas.common import to_unix
+from contracts.records import BatchRequest, parse_batch_file
 from models.crud import jobs as job_crud
 from models.job import Job, JobEvent, JobKind, JobStatus
-from worker.ml.records import BatchRequest, parse_batch_file
 
 router = APIRouter(prefix="/batches", tags=["batches"])
 MAX_REQUESTS = 50_000  # OpenAI's limit per batch

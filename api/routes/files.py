@@ -13,9 +13,9 @@ from api.errors import APIError
 from api.schemas.common import DeletedRead, ListRead
 from api.schemas.files import UPLOAD_PURPOSES, FileRead
 from api.views import file_view
+from contracts.records import parse_batch_file, parse_eval_file, parse_training_file
 from models.base import new_id
 from models.file import File
-from worker.ml.records import parse_batch_file, parse_eval_file, parse_training_file
 
 router = APIRouter(prefix="/files", tags=["files"])
 VALIDATORS = {"fine-tune": parse_training_file, "batch": parse_batch_file, "evals": parse_eval_file}

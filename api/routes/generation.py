@@ -15,10 +15,10 @@ from api.queue import notify_submitted
 from api.routes.jobs import cancel_job, owned_job_of_kind, page_events, page_jobs, pause, resume
 from api.schemas.generation import GenerationJobCreate, GenerationJobResume
 from api.views import job_view
+from contracts.configs import TeacherConfig
+from contracts.seed_tasks import SeedFileError, parse_seed_file
 from models.crud import jobs as job_crud
 from models.job import Job, JobKind, JobStatus
-from worker.ml.configs import TeacherConfig
-from worker.ml.selfinstruct.seed_file import SeedFileError, parse_seed_file
 
 router = APIRouter(prefix="/generation/jobs", tags=["generation"])
 

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from api.deps import CurrentUser, SessionDep
 from api.errors import not_found
 from api.schemas.common import ListRead, to_unix
+from contracts.base_models import BUILTIN_MODELS
 from models.registry import Adapter, BaseModelEntry
-from worker.ml.base_models import BUILTIN_MODELS
 
 router = APIRouter(prefix="/models", tags=["models"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.batches import Precision
-from worker.ml.configs import EvalMetric, SamplingParams, TeacherConfig
+from contracts.configs import EvalMetric, SamplingParams, TeacherConfig
 
 
 class EvalJobCreate(BaseModel):

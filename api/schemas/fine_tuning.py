@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from worker.ml.configs import FinetuneHyperparameters
+from contracts.configs import FinetuneHyperparameters
 
 
 class SupervisedMethod(BaseModel):

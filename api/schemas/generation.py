@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.ml.configs import GenerationJobConfig
+from contracts.configs import GenerationJobConfig
 
 
 class GenerationJobCreate(GenerationJobConfig):

@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.ml.configs import FinetuneHyperparameters
+from contracts.configs import FinetuneHyperparameters
 
 
 class JobError(BaseModel):

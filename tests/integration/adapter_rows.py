@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.worker.ml.inference_helpers import make_random_adapter
+from tests.worker.ml.decoding.engine_helpers import make_random_adapter
 
 BASE = "smollm2-135m-instruct"
 

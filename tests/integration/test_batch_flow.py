@@ -25,7 +25,7 @@ def adapter_folders(base_model_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def engine_alone(base_model_dir):
     """The engine in the test process, fed one request at a time: what each model produces alone."""
-    from worker.ml.inference import InferenceEngine
+    from worker.ml.decoding.engine import InferenceEngine
 
     return InferenceEngine(base_model_dir, device="cpu", dtype="float32")
 
@@ -57,9 +57,9 @@ def read_lines(client, file_id: str) -> list[dict]:
 
 
 def alone(engine, model: str, folders: dict, content: str) -> str:
-    from worker.ml.generation_types import GenerationRequest
+    from contracts.decoding import DecodeRequest
 
-    req = GenerationRequest(messages=[{"role": "user", "content": content}], adapter_dir=folders[model],
+    req = DecodeRequest(messages=[{"role": "user", "content": content}], adapter_dir=folders[model],
                             max_new_tokens=MAX_TOKENS, temperature=0)
     return engine.generate([req])[0].text
 

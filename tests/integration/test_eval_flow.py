@@ -32,7 +32,7 @@ def wait_eval(client, job_id: str, timeout=600) -> dict:
 
 def test_eval_scores_base_vs_adapter_side_by_side(openai_client, start_worker, shared_data, adapter_folders,
                                                    settings):
-    from worker.ml.scoring import rouge_l
+    from worker.ml.evaluation.scoring import rouge_l
 
     client = openai_client
     (adapter,) = register_adapters(settings, user_id_of(client), adapter_folders[:1])
@@ -172,7 +172,7 @@ def test_judge_metric_rates_every_answer_with_the_judge_model(openai_client, sta
 
     from models.db import make_engine
     from tests.integration.teacher_stub import judge_rating, start_teacher_stub
-    from worker.ml.scoring import judge_prompt
+    from worker.ml.evaluation.scoring import judge_prompt
 
     client = openai_client
     key = "sk-judge-0a1b2c3d4e"

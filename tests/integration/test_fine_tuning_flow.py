@@ -50,7 +50,7 @@ def response_loss(base_dir: Path, adapter_dir: Path | None, rows) -> float:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from worker.ml.prompts import render_prompt
+    from contracts.prompts import render_prompt
 
     tok = AutoTokenizer.from_pretrained(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)

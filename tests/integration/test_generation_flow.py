@@ -10,9 +10,9 @@ import json
 import pytest
 from sqlalchemy import text
 
+from contracts.configs import GenerationFilters
 from tests.integration.conftest import wait_for
 from tests.integration.teacher_stub import start_teacher_stub
-from worker.ml.configs import GenerationFilters
 from worker.ml.selfinstruct.filters import InstructionFilter
 from worker.ml.selfinstruct.rouge import RougeFilter
 from worker.ml.selfinstruct.seeds import load_seed_tasks

@@ -9,11 +9,12 @@ from sqlalchemy import delete
 
 from models.base import utcnow
 from models.crud import jobs as job_crud
+from models.crud.queue import queue_position, queue_positions
 from models.crud.users import create_user
 from models.db import session_scope
 from models.job import Job, JobKind
 from models.settings import Settings
-from worker.dispatcher import dispatch_once, queue_position, queue_positions
+from worker.dispatcher import dispatch_once
 
 
 @pytest.fixture

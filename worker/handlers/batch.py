@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 
+from contracts.decoding import ModelTarget
+from contracts.records import BatchRequest, parse_batch_file
 from models.db import session_scope
 from worker.handlers.job_files import read_owned_file, register_job_file
 from worker.handlers.line_ledger import LineLedger
-from worker.ml.generation_types import ModelTarget
-from worker.ml.records import BatchRequest, parse_batch_file
 from worker.model_resolver import resolve_target
 from worker.resources import resolve_base_model_dir
 from worker.runner import JobContext, JobFailed
@@ -33,8 +33,8 @@ def resolve_models(ctx: JobContext, requests: list[BatchRequest]) -> dict[str, t
 
 def pre_error(req: BatchRequest, endpoint: str, base: str | None, found) -> dict | None:
     """The error line of a request that cannot run in this batch (wrong url, model on another base)."""
-    from worker.ml.batch_run import error_line
-    from worker.ml.openai_format import RequestError
+    from contracts.openai_format import RequestError
+    from worker.ml.evaluation.batch_run import error_line
 
     if req.url != endpoint:
         return error_line(req.custom_id, RequestError(
@@ -69,7 +69,7 @@ class Progress:
 
 
 def run_batch_job(ctx: JobContext) -> dict:
-    from worker.ml.batch_run import run_batch
+    from worker.ml.evaluation.batch_run import run_batch
 
     p = ctx.params
     parsed = parse_batch_file(read_owned_file(ctx, p["input_file_id"], "input_file_id"), ctx.settings.max_line_bytes)
@@ -94,7 +94,7 @@ def run_batch_job(ctx: JobContext) -> dict:
             todo.append(req)
     engine = None
     if base is not None and any(found.get(r.body["model"]) for r in todo):
-        from worker.ml.inference import InferenceEngine
+        from worker.ml.decoding.engine import InferenceEngine
 
         with session_scope(ctx.session_factory) as s:
             model_dir = resolve_base_model_dir(s, ctx.settings, base)

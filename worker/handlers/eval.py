@@ -15,14 +15,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from contracts.configs import SamplingParams, TeacherConfig
+from contracts.decoding import DecodeResult, ModelTarget
+from contracts.records import parse_eval_file
 from models.db import session_scope
 from worker.handlers.eval_judge import LedgeredJudge
 from worker.handlers.job_files import read_owned_file, register_job_file
 from worker.handlers.line_ledger import ResultLedger
-from worker.ml.configs import SamplingParams, TeacherConfig
-from worker.ml.generation_types import GenerationResult, ModelTarget
-from worker.ml.records import parse_eval_file
-from worker.ml.teacher import TeacherUnavailableError
+from worker.ml.teachers.remote import TeacherUnavailableError
 from worker.model_resolver import resolve_target
 from worker.resources import resolve_base_model_dir
 from worker.runner import JobContext, JobFailed
@@ -49,16 +49,16 @@ class GenerationsLedger:
 
     def __init__(self, path: Path, n_examples: int, targets: list[ModelTarget]) -> None:
         self.targets = targets
-        self.done: dict[tuple[int, int], GenerationResult] = {}
+        self.done: dict[tuple[int, int], DecodeResult] = {}
         index = {t.name: k for k, t in enumerate(targets)}
 
         def load(line: dict) -> None:
             if line["model"] in index and line["example"] < n_examples:
-                self.done[(line["example"], index[line["model"]])] = GenerationResult(**line["result"])
+                self.done[(line["example"], index[line["model"]])] = DecodeResult(**line["result"])
 
         self.ledger = ResultLedger(path, "key", on_load=load)
 
-    def save(self, chunk: list[tuple[tuple[int, int], GenerationResult]]) -> None:
+    def save(self, chunk: list[tuple[tuple[int, int], DecodeResult]]) -> None:
         for (i, t), result in chunk:
             name = self.targets[t].name
             self.ledger.write({"key": f"{i}|{name}", "example": i, "model": name, "result": asdict(result)})
@@ -69,8 +69,8 @@ class GenerationsLedger:
 
 
 def run_eval_job(ctx: JobContext) -> dict:
-    from worker.ml.batch_run import run_eval
-    from worker.ml.inference import InferenceEngine
+    from worker.ml.decoding.engine import InferenceEngine
+    from worker.ml.evaluation.batch_run import run_eval
 
     p = ctx.params
     parsed = parse_eval_file(read_owned_file(ctx, p["eval_file"], "eval_file"), ctx.settings.max_line_bytes)

@@ -8,7 +8,7 @@ from worker.runner import JobContext, JobFailed
 
 
 def run_export_job(ctx: JobContext) -> dict:
-    from worker.ml.adapters import merge_adapter
+    from worker.ml.training.lora import merge_adapter
 
     with session_scope(ctx.session_factory) as s:
         a = s.get(Adapter, ctx.params["adapter_id"])

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from contracts.configs import FinetuneHyperparameters
 from models.db import session_scope
 from models.registry import Adapter, Checkpoint
 from worker.handlers.preflight import load_training_examples
-from worker.ml.configs import FinetuneHyperparameters
 from worker.resources import resolve_base_model_dir
 from worker.runner import JobContext, JobFailed, JobHandOff
 
@@ -17,7 +17,7 @@ def adapter_name(base_model: str, suffix: str | None, job_id: str) -> str:
 
 def validate_files(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
     """The ``validating_files`` stage: every file parses, and some example fits in ``cutoff_len``."""
-    from worker.ml.preflight import run_preflight
+    from worker.ml.training.preflight import run_preflight
 
     examples = load_training_examples(ctx, ctx.params["training_file"], "training_file")
     if ctx.params.get("validation_file"):
@@ -56,7 +56,7 @@ def run_fine_tuning_job(ctx: JobContext) -> dict:
     hp = FinetuneHyperparameters.model_validate(ctx.params["hyperparameters"])
     if ctx.stage == "validating_files":
         raise JobHandOff("gpu", result={"validation": validate_files(ctx, hp)})
-    from worker.ml.finetune import train_lora
+    from worker.ml.training.finetune import train_lora
 
     name = adapter_name(ctx.model, ctx.params.get("suffix"), ctx.job_id)
     train = load_training_examples(ctx, ctx.params["training_file"], "training_file")
@@ -72,7 +72,7 @@ def run_fine_tuning_job(ctx: JobContext) -> dict:
                          if k in ("step", "train_loss", "valid_loss", "learning_rate"))
         ctx.emit(f"Step {m['step']}/{m['total_steps']}: {text}", type="metrics", data=m)
 
-    from worker.ml.train_state import latest_checkpoint, read_checkpoint_meta
+    from worker.ml.training.checkpoints import latest_checkpoint, read_checkpoint_meta
 
     latest = latest_checkpoint(ctx.work_dir)
     if latest is not None:

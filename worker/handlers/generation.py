@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import time
 
+from contracts.configs import GenerationJobConfig
+from contracts.seed_tasks import SeedFileError, parse_seed_file
 from models.crud.datasets import upsert_job_usage
 from models.db import session_scope
 from models.file import File
 from models.job import JobKind
 from worker.handlers.generation_dataset import publish_dataset
 from worker.handlers.teachers import make_teacher
-from worker.ml.configs import GenerationJobConfig
 from worker.ml.selfinstruct.pipeline import JobAlreadyRunning, run_generation
-from worker.ml.selfinstruct.seed_file import SeedFileError, parse_seed_file
 from worker.ml.selfinstruct.seeds import load_seed_tasks
-from worker.ml.teacher import TeacherConfigError, TeacherUnavailableError
+from worker.ml.teachers.remote import TeacherConfigError, TeacherUnavailableError
 from worker.resources import artifact_store
 from worker.runner import JobContext, JobFailed, JobStopped
 

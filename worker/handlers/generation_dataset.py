@@ -11,12 +11,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from contracts.configs import GenerationJobConfig
+from contracts.records import parse_training_file
 from models.base import new_id
 from models.crud.datasets import get_dataset_of_job
 from models.db import session_scope
 from models.file import Dataset, File
-from worker.ml.configs import GenerationJobConfig
-from worker.ml.records import parse_training_file
 from worker.resources import artifact_store
 from worker.runner import JobContext, JobFailed
 

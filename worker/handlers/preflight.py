@@ -1,10 +1,10 @@
 """Preflight: tokenise a training file with the base model's tokenizer and report what training would see."""
 from __future__ import annotations
 
+from contracts.configs import FinetuneHyperparameters
+from contracts.records import parse_training_file
 from models.db import session_scope
 from models.file import File
-from worker.ml.configs import FinetuneHyperparameters
-from worker.ml.records import parse_training_file
 from worker.resources import artifact_store, resolve_base_model_dir
 from worker.runner import JobContext, JobFailed
 
@@ -24,7 +24,7 @@ def load_training_examples(ctx: JobContext, file_id: str, param: str):
 
 
 def run_preflight_job(ctx: JobContext) -> dict:
-    from worker.ml.preflight import run_preflight
+    from worker.ml.training.preflight import run_preflight
 
     hp = FinetuneHyperparameters.model_validate(ctx.params.get("hyperparameters", {}))
     examples = load_training_examples(ctx, ctx.params["training_file"], "training_file")

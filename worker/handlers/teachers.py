@@ -6,11 +6,11 @@ engine the job already has loaded (the eval job's, when the judge is on the same
 """
 from __future__ import annotations
 
+from contracts.configs import TeacherConfig
 from models.db import session_scope
 from models.secrets import decrypt_secret
-from worker.ml.configs import TeacherConfig
-from worker.ml.local_teacher import LocalTeacher
-from worker.ml.teacher import Teacher, build_teacher, configured_price
+from worker.ml.teachers.local import LocalTeacher
+from worker.ml.teachers.remote import Teacher, build_teacher, configured_price
 from worker.model_resolver import resolve_target
 from worker.resources import resolve_base_model_dir
 from worker.runner import JobContext, JobFailed
@@ -38,7 +38,7 @@ def local_teacher(ctx: JobContext, cfg: TeacherConfig, param: str, engine=None, 
             raise JobFailed("model_not_found", f"the {param} model {cfg.model} no longer exists",
                             f"{param}.model") from None
     if engine is None or engine.base_model_dir != model_dir:
-        from worker.ml.inference import InferenceEngine
+        from worker.ml.decoding.engine import InferenceEngine
 
         engine = InferenceEngine(model_dir, device=ctx.settings.device)
     return LocalTeacher(engine, target, api=cfg.api, price=configured_price(cfg), continuation=continuation)

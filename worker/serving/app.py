@@ -17,8 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from worker.ml.generation_types import GenerationResult, ModelTarget
-from worker.ml.openai_format import (
+from contracts.decoding import DecodeResult, ModelTarget
+from contracts.openai_format import (
     CHAT_URL,
     COMPLETIONS_URL,
     RequestError,
@@ -121,7 +121,7 @@ async def _sse_events(job: BatchJob, url: str, model: str, choices: int, n: int,
     while (item := await job.deltas.get()) is not None:
         yield _event(stream_chunk(url, rid, created, model, item[0], item[1]))
     try:
-        results: list[GenerationResult] = job.future.result()
+        results: list[DecodeResult] = job.future.result()
         check_results(results)
     except RequestError as err:
         yield _event(err.as_body())

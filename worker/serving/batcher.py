@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from worker.ml.generation_types import GenerationRequest, GenerationResult
+from contracts.decoding import DecodeRequest, DecodeResult
 
 
 @dataclass
 class BatchJob:
-    requests: list[GenerationRequest]
+    requests: list[DecodeRequest]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
     deltas: asyncio.Queue | None = None
@@ -69,7 +69,7 @@ class DynamicBatcher:
         self._stop.set()
         self._thread.join(timeout=60)
 
-    async def submit(self, requests: list[GenerationRequest], stream: bool = False) -> BatchJob:
+    async def submit(self, requests: list[DecodeRequest], stream: bool = False) -> BatchJob:
         loop = asyncio.get_running_loop()
         job = BatchJob(requests, loop, loop.create_future(), asyncio.Queue() if stream else None)
         self._queue.put(job)
@@ -111,14 +111,14 @@ class DynamicBatcher:
         rows = [r for job in jobs for r in job.requests]
         streaming = any(job.deltas is not None for job in jobs)
         pending = {id(job): len(job.requests) for job in jobs}
-        done: dict[int, list[GenerationResult | None]] = {id(job): [None] * len(job.requests) for job in jobs}
+        done: dict[int, list[DecodeResult | None]] = {id(job): [None] * len(job.requests) for job in jobs}
 
         def on_delta(i: int, text: str) -> None:
             job, choice = owners[i]
             if job.deltas is not None:
                 _post(job, job.deltas.put_nowait, (choice, text))
 
-        def on_result(i: int, result: GenerationResult) -> None:
+        def on_result(i: int, result: DecodeResult) -> None:
             job, choice = owners[i]
             done[id(job)][choice] = result
             pending[id(job)] -= 1

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from contracts.decoding import ModelTarget
 from models.db import make_engine, make_sessionmaker, session_scope
 from models.settings import Settings
-from worker.ml.generation_types import ModelTarget
 from worker.model_resolver import resolve_target
 from worker.resources import resolve_base_model_dir
 
 
 def create_service_app(settings: Settings, base_model: str) -> FastAPI:
-    from worker.ml.inference import InferenceEngine
+    from worker.ml.decoding.engine import InferenceEngine
     from worker.serving.app import create_serving_app
 
     factory = make_sessionmaker(make_engine(settings.sqlalchemy_url))

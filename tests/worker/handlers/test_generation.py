@@ -8,6 +8,7 @@ import secrets
 import pytest
 from sqlalchemy import select
 
+from contracts.configs import GenerationJobConfig
 from models.crud import jobs as job_crud
 from models.crud.users import create_user
 from models.db import session_scope
@@ -20,7 +21,6 @@ from tests.worker.ml.selfinstruct.conftest import ScriptedTeacher
 from worker.handlers import generation as handler
 from worker.handlers import teachers as teachers_module
 from worker.handlers.generation_dataset import publish_dataset
-from worker.ml.configs import GenerationJobConfig
 from worker.runner import run_job
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from contracts.decoding import ModelTarget
 from tests.worker.ml import inference_helpers as helpers
-from worker.ml.generation_types import ModelTarget
 
 tiny_adapters = helpers.tiny_adapters  # shared fixtures
 
@@ -30,7 +30,7 @@ def server(tiny_llama_dir, serving_targets):
     """Yields (base_url, app); the batch window is wide so concurrent requests share batches."""
     import uvicorn
 
-    from worker.ml.inference import InferenceEngine
+    from worker.ml.decoding.engine import InferenceEngine
     from worker.serving.app import create_serving_app
 
     app = create_serving_app(lambda: InferenceEngine(tiny_llama_dir, device="cpu", dtype="float32"),

@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 
-from worker.ml.generation_types import GenerationRequest
-from worker.ml.inference import InferenceEngine
+from contracts.decoding import DecodeRequest
+from worker.ml.decoding.engine import InferenceEngine
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name three colours."}]
 
@@ -18,7 +18,7 @@ def engine(tiny_llama_dir):
 
 
 def alone(engine, target, **kw) -> str:
-    return engine.generate([GenerationRequest(adapter_dir=target.adapter_dir, **kw)])[0].text
+    return engine.generate([DecodeRequest(adapter_dir=target.adapter_dir, **kw)])[0].text
 
 
 def test_chat_completion_with_usage(client, engine, serving_targets):
@@ -127,7 +127,7 @@ def test_a_disconnected_stream_stops_its_row(server):
 
     base_url, app = server
     engine = app.state.batcher.engine
-    alone = engine.generate([GenerationRequest(prompt="Count:", max_new_tokens=600)])[0]
+    alone = engine.generate([DecodeRequest(prompt="Count:", max_new_tokens=600)])[0]
     assert alone.completion_tokens == 600  # left alone, the row would run to the end
     finished = []
     original = engine.generate

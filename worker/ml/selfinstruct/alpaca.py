@@ -15,7 +15,7 @@ from worker.ml.selfinstruct.generation_state import GenerationState, RoundResult
 from worker.ml.selfinstruct.ledger import request_id
 from worker.ml.selfinstruct.parsing import parse_alpaca_response
 from worker.ml.selfinstruct.prompts import ALPACA_PARAMS, TEMPLATE_HASHES, build_alpaca_prompt, with_overrides
-from worker.ml.teacher import TeacherRequest
+from worker.ml.teachers.remote import TeacherRequest
 
 
 def seed_example(task: dict) -> dict:

@@ -13,7 +13,7 @@ import re
 import string
 from collections.abc import Callable, Sequence
 
-from worker.ml.configs import GenerationFilters
+from contracts.configs import GenerationFilters
 
 SELF_INSTRUCT_BLACKLIST: tuple[str, ...] = (
     "image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw", "plot",

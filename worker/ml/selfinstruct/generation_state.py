@@ -7,11 +7,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.ml.configs import GenerationJobConfig
+from contracts.configs import GenerationJobConfig
 from worker.ml.selfinstruct.filters import InstructionFilter
 from worker.ml.selfinstruct.ledger import LedgeredTeacher
 from worker.ml.selfinstruct.rouge import RougeFilter
-from worker.ml.teacher import TeacherResponse
+from worker.ml.teachers.remote import TeacherResponse
 
 
 @dataclass

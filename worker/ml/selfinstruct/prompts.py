@@ -15,7 +15,7 @@ from worker.ml.selfinstruct.templates import (
     OUTPUT_FIRST_TEMPLATE_FOR_CLF,
     template_hash,
 )
-from worker.ml.teacher import DecodingParams
+from worker.ml.teachers.remote import DecodingParams
 
 SELF_INSTRUCT_HEADER = "Come up with a series of tasks:\n"
 SELF_INSTRUCT_CLF_HEADER = (

@@ -39,7 +39,7 @@ from worker.ml.selfinstruct.prompts import (
     instances_params,
     with_overrides,
 )
-from worker.ml.teacher import TeacherRequest
+from worker.ml.teachers.remote import TeacherRequest
 
 
 def prompt_seed_pool(state: GenerationState) -> list[dict]:

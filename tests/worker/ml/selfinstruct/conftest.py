@@ -14,7 +14,7 @@ import re
 import pytest
 
 from worker.ml.selfinstruct.templates import ALPACA_PROMPT_TXT, CLF_TEMPLATE
-from worker.ml.teacher import TeacherResponse
+from worker.ml.teachers.remote import TeacherResponse
 
 VERBS = ["Describe", "Explain", "Summarize", "Compare", "List", "Classify", "Rewrite", "Translate", "Evaluate",
          "Suggest", "Outline", "Identify", "Predict", "Estimate", "Design", "Critique"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.ml.configs import GenerationFilters
+from contracts.configs import GenerationFilters
 from worker.ml.selfinstruct.filters import (
     ALPACA_BLACKLIST,
     SELF_INSTRUCT_BLACKLIST,

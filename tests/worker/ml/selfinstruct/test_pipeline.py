@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from contracts.configs import GenerationFilters, GenerationJobConfig
 from tests.worker.ml.selfinstruct.conftest import ScriptedTeacher, answer
 from tests.worker.ml.selfinstruct.openai_stub import start_stub_server
-from worker.ml.configs import GenerationFilters, GenerationJobConfig
 from worker.ml.selfinstruct.filters import InstructionFilter
 from worker.ml.selfinstruct.pipeline import JobAlreadyRunning, run_generation
 from worker.ml.selfinstruct.rouge import RougeFilter
 from worker.ml.selfinstruct.seeds import load_seed_tasks
-from worker.ml.teacher import CHAT_CONTINUE_INSTRUCTION, OpenAITeacher, TeacherResponse
+from worker.ml.teachers.remote import CHAT_CONTINUE_INSTRUCTION, OpenAITeacher, TeacherResponse
 
 
 def cfg(method="self_instruct", **kw) -> GenerationJobConfig:

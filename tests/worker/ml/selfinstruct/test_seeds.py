@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.ml.records import parse_training_file
-from worker.ml.selfinstruct.seeds import BUILTIN_SEED_TASKS, load_seed_tasks, validate_seed_tasks
+from contracts.records import parse_training_file
+from contracts.seed_tasks import validate_seed_tasks
+from worker.ml.selfinstruct.seeds import BUILTIN_SEED_TASKS, load_seed_tasks
 from worker.ml.selfinstruct.tokenize import contains_cjk
 
 DEMO = Path(__file__).resolve().parents[4] / "lorafleet_demo" / "demo_alpaca.json"

@@ -1,0 +1,291 @@
+"""Batched generation over one base model with many LoRA adapters mixed in a batch.
+
+How a call to ``generate`` runs:
+1. every request is rendered and tokenised, and its adapter is fetched from the LRU cache (a row
+   whose adapter or prompt is bad gets an error result; the other rows go on);
+2. rows are sorted by prompt length and cut into buckets (``max_batch_size`` rows,
+   ``max_batch_tokens`` padded prompt tokens), so little padding is computed;
+3. each bucket is prefilled once with left padding, then decoded token by token with the KV cache;
+   PEFT's mixed-adapter forward gives every row its own adapter (or none); finished rows leave the
+   batch (their cache rows are dropped), so the batch shrinks instead of decoding padding.
+Beam search requests go through ``beam_search.py`` (HF generate, same mixed-adapter hooks).
+
+Not thread-safe: one thread owns an engine (the serving batcher, or a Celery task).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from contracts.decoding import DecodeRequest, DecodeResult
+from worker.ml.decoding.adapter_cache import BASE_ADAPTER, AdapterCache, AdapterLoadError
+from worker.ml.decoding.detokenize import TextAccumulator
+from worker.ml.decoding.kv_prefill import prefill
+from worker.ml.decoding.request_prompts import CHAT_TEMPLATE, render_instruction, render_messages
+from worker.ml.decoding.sampling import make_generator, select_next_tokens
+
+DEFAULT_ADAPTER_CACHE_BYTES = 1 << 30  # LoRA weights kept resident (r=8 q/v on a 7B model is ~17 MB)
+DeltaCallback = Callable[[int, str], None]  # (request index, new text)
+ResultCallback = Callable[[int, DecodeResult], None]  # (request index, its finished result)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """"auto": bf16 where the hardware runs it natively (CUDA, or a CPU with AVX512-BF16/AMX), else
+    fp16 on old GPUs and fp32 on other CPUs. bf16 may change a few greedy answers; fp32 does not."""
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype != "auto":
+        if dtype not in names:
+            raise ValueError(f"unknown dtype {dtype!r}; choose auto or one of {sorted(names)}")
+        return names[dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":
+        try:
+            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            native = False
+        return torch.bfloat16 if native else torch.float32
+    return torch.float32
+
+
+@dataclass
+class _Row:
+    index: int  # position in the caller's request list
+    request: DecodeRequest
+    prompt_ids: list[int]
+    adapter: str  # PEFT adapter name, or BASE_ADAPTER
+    acc: TextAccumulator | None = None
+    out_ids: list[int] = field(default_factory=list)
+    finish: str | None = None
+
+
+class TextStream:
+    """Iterator of text deltas for one request; ``result`` is set once it is exhausted."""
+
+    def __init__(self, events: Iterator[tuple[int, str]], results: list[DecodeResult]) -> None:
+        self._events = events
+        self._results = results
+        self.result: DecodeResult | None = None
+
+    def __iter__(self) -> TextStream:
+        return self
+
+    def __next__(self) -> str:
+        for _, delta in self._events:
+            if delta:
+                return delta
+        self.result = self._results[0]
+        raise StopIteration
+
+
+class InferenceEngine:
+    def __init__(self, base_model_dir: Path, device: str = "auto", dtype: str = "auto",
+                 adapter_cache_bytes: int = DEFAULT_ADAPTER_CACHE_BYTES, max_batch_size: int = 32,
+                 max_batch_tokens: int = 16384) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.base_model_dir = Path(base_model_dir)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.prefill_group_min_tokens = 512  # a prefill group is split off only past this many real tokens
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base_model_dir)
+        self.tokenizer.padding_side = "left"
+        self.model = AutoModelForCausalLM.from_pretrained(self.base_model_dir, dtype=self.dtype)
+        self.model.to(self.device).eval()
+        self.adapters = AdapterCache(self.model, adapter_cache_bytes)
+        self._lora_layers: tuple[int, list[torch.nn.Module]] = (0, [])  # (adapter loads seen, LoRA layers)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            self.eos_ids.add(self.tokenizer.eos_token_id)
+        self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 1 << 30))
+
+    # --- prompts
+    def prompt_template_for(self, adapter_dir: Path | None) -> str:
+        """The base model chats with its tokenizer's template; adapters use the one they trained on."""
+        if adapter_dir is None:
+            return CHAT_TEMPLATE if getattr(self.tokenizer, "chat_template", None) else "alpaca"
+        return self.adapters.get(adapter_dir).prompt_template or "alpaca"
+
+    def render_instruction(self, instruction: str, inp: str, adapter_dir: Path | None,
+                           template: str | None = None) -> tuple[str, bool]:
+        return render_instruction(instruction, inp, template or self.prompt_template_for(adapter_dir), self.tokenizer)
+
+    def encode(self, request: DecodeRequest) -> list[int]:
+        if request.prompt is not None:
+            return self.tokenizer(request.prompt).input_ids
+        template = request.prompt_template or self.prompt_template_for(request.adapter_dir)
+        text, special = render_messages(request.messages, template, self.tokenizer)
+        return self.tokenizer(text, add_special_tokens=special).input_ids
+
+    # --- generation
+    def generate(self, requests: list[DecodeRequest], on_delta: DeltaCallback | None = None,
+                 on_result: ResultCallback | None = None, is_cancelled: Callable[[int], bool] | None = None
+                 ) -> list[DecodeResult]:
+        """One result per request, in order. ``on_delta(i, text)`` streams text as it is decoded;
+        ``on_result(i, result)`` fires as soon as row ``i`` is finished (before the batch is);
+        a row for which ``is_cancelled(i)`` turns true stops at the next token (finish "stop")."""
+        results: list[DecodeResult] = [None] * len(requests)  # type: ignore[list-item]
+        for index, delta, finished in self._run(requests, results, on_delta is not None, is_cancelled):
+            if on_delta is not None and delta:
+                on_delta(index, delta)
+            if on_result is not None and finished:
+                on_result(index, results[index])
+        return results
+
+    def stream(self, request: DecodeRequest) -> TextStream:
+        """Text deltas of one request as they are decoded; ``.result`` once exhausted."""
+        results: list[DecodeResult] = [None]  # type: ignore[list-item]
+        return TextStream(((i, d) for i, d, _ in self._run([request], results, stream=True)), results)
+
+    @contextmanager
+    def adapter_names(self, names: list[str]):
+        """Route each batch row through its own adapter (PEFT mixed-batch forward) for the block."""
+        if self.adapters.peft_model is None:
+            if any(n != BASE_ADAPTER for n in names):
+                raise RuntimeError("adapter rows without a loaded adapter")
+            yield
+            return
+        if self._lora_layers[0] != self.adapters.loads:  # adapters were loaded: find the LoRA layers again
+            from peft.tuners.lora import LoraLayer
+
+            self._lora_layers = (self.adapters.loads, [m for m in self.model.modules() if isinstance(m, LoraLayer)])
+        hook = partial(_inject_adapter_names, names=list(names))
+        handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in self._lora_layers[1]]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _run(self, requests: list[DecodeRequest], results: list[DecodeResult], stream: bool,
+             is_cancelled: Callable[[int], bool] | None = None) -> Iterator[tuple[int, str, bool]]:
+        """Yields (request index, new text, finished) events; fills ``results`` as rows finish."""
+        rows = self._prepare(requests, results)
+        for i, res in enumerate(results):
+            if res is not None:
+                yield i, "", True
+        pinned = {r.adapter for r in rows}
+        self.adapters.evict(pinned)
+        beam_rows = [r for r in rows if r.request.num_beams > 1]
+        if beam_rows:
+            from worker.ml.decoding.beams import generate_beams
+
+            for row, result in generate_beams(self, beam_rows):
+                results[row.index] = result
+                yield row.index, result.text, True
+        for bucket in self._buckets([r for r in rows if r.request.num_beams == 1]):
+            for row in bucket:
+                if stream or row.request.stop:
+                    row.acc = TextAccumulator(self.tokenizer, row.request.stop)
+            for row, delta in self._decode(bucket, is_cancelled):
+                if row.finish is not None:
+                    results[row.index] = self._result(row)
+                yield row.index, delta, row.finish is not None
+
+    def _prepare(self, requests: list[DecodeRequest], results: list[DecodeResult]) -> list[_Row]:
+        rows = []
+        for i, req in enumerate(requests):
+            try:
+                ids = self.encode(req)
+                adapter = BASE_ADAPTER if req.adapter_dir is None else self.adapters.get(req.adapter_dir).name
+            except (AdapterLoadError, ValueError) as exc:
+                results[i] = DecodeResult("", "error", 0, 0, error=str(exc))
+                continue
+            if not ids:
+                results[i] = DecodeResult("", "error", 0, 0, error="the prompt is empty")
+            elif len(ids) + req.max_new_tokens > self.max_positions:
+                results[i] = DecodeResult("", "error", len(ids), 0, error=(
+                    f"context_length_exceeded: {len(ids)} prompt tokens + {req.max_new_tokens} new tokens > "
+                    f"{self.max_positions}"))
+            else:
+                rows.append(_Row(i, req, ids, adapter))
+        return rows
+
+    def _buckets(self, rows: list[_Row]) -> Iterator[list[_Row]]:
+        """Length-sorted buckets bounded by rows and by KV-cache tokens (padded prompt + new tokens)."""
+        bucket: list[_Row] = []
+        for row in sorted(rows, key=lambda r: len(r.prompt_ids)):
+            span = len(row.prompt_ids) + max([row.request.max_new_tokens] + [r.request.max_new_tokens for r in bucket])
+            if bucket and (len(bucket) >= self.max_batch_size or span * (len(bucket) + 1) > self.max_batch_tokens):
+                yield bucket
+                bucket = []
+            bucket.append(row)
+        if bucket:
+            yield bucket
+
+    def _decode(self, rows: list[_Row], is_cancelled: Callable[[int], bool] | None = None
+                ) -> Iterator[tuple[_Row, str]]:
+        """Prefill the bucket, then decode with the KV cache until every row finished; finished
+        rows leave the batch."""
+        cache, mask, logits = prefill(self, rows)
+        positions = mask.sum(-1) - 1  # position of each row's last prompt token
+        generators = [make_generator(r.request) for r in rows]
+        while True:
+            with torch.inference_mode():
+                tokens = select_next_tokens(logits, [r.request for r in rows], generators)
+            keep = []
+            for j, (row, token) in enumerate(zip(rows, tokens.tolist())):
+                delta = self._advance(row, token)
+                if row.finish is None and is_cancelled is not None and is_cancelled(row.index):
+                    row.finish = "stop"
+                yield row, delta
+                if row.finish is None:
+                    keep.append(j)
+            if not keep:
+                return
+            if len(keep) < len(rows):
+                index = torch.tensor(keep, device=self.device)
+                with torch.inference_mode():
+                    cache.batch_select_indices(index)
+                    tokens, mask, positions = tokens[index], mask[index], positions[index]
+                rows = [rows[j] for j in keep]
+                generators = [generators[j] for j in keep]
+            with torch.inference_mode(), self.adapter_names([r.adapter for r in rows]):
+                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                positions = positions + 1
+                logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
+                                    cache=cache, use_cache=True).logits[:, -1]
+
+    def _advance(self, row: _Row, token: int) -> str:
+        """Record one new token of a row; return its new visible text and set ``finish`` when done."""
+        row.out_ids.append(token)
+        delta = ""
+        if token in self.eos_ids:
+            row.finish = "stop"
+        elif row.acc is not None:
+            delta, hit = row.acc.push(token)
+            if hit:
+                row.finish = "stop"
+        if row.finish is None and len(row.out_ids) >= row.request.max_new_tokens:
+            row.finish = "length"
+        if row.finish is not None and row.acc is not None:
+            delta += row.acc.flush()
+        return delta
+
+    def _result(self, row: _Row) -> DecodeResult:
+        body = row.out_ids[:-1] if row.out_ids and row.out_ids[-1] in self.eos_ids else row.out_ids
+        text = self.tokenizer.decode(body, skip_special_tokens=True)
+        if row.acc is not None and row.acc.stopped_at >= 0:
+            text = row.acc.text[:row.acc.stopped_at]
+        return DecodeResult(text, row.finish or "length", len(row.prompt_ids), len(row.out_ids))
+
+
+def _inject_adapter_names(module, args, kwargs, names: list[str]):
+    kwargs["adapter_names"] = names
+    return args, kwargs

@@ -1,0 +1,53 @@
+"""Turn a request (raw prompt, chat messages, or an eval row) into the text the model sees.
+
+Templates: "chat" uses the tokenizer's chat template (the base model's default); any Alpaca
+template renders one turn, the way the fine-tune data was built (see ``records.parse_chat_record``):
+the last user message is the instruction, the system/developer messages (joined by newlines) are
+the input, earlier user/assistant turns are dropped (Alpaca is single-turn).
+Returns ``(text, add_special_tokens)``: chat-template text already carries its special tokens.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.prompts import render_prompt
+
+CHAT_TEMPLATE = "chat"
+
+
+def content_text(content: Any) -> str:
+    """OpenAI message content: a string, or a list of parts of which the text parts count."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    if content is None:
+        return ""
+    raise ValueError("message content must be a string or a list of text parts")
+
+
+def messages_to_instruction(messages: list[dict]) -> tuple[str, str]:
+    """(instruction, input) for Alpaca templates: last user message, system messages."""
+    users = [content_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    if not users:
+        raise ValueError("messages must contain a user message")
+    system = "\n".join(content_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer"))
+    return users[-1], system
+
+
+def render_messages(messages: list[dict], template: str, tokenizer: Any) -> tuple[str, bool]:
+    if template == CHAT_TEMPLATE:
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("this model's tokenizer has no chat template; use an Alpaca prompt template")
+        plain = [{"role": m.get("role"), "content": content_text(m.get("content"))} for m in messages]
+        return tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=True), False
+    instruction, inp = messages_to_instruction(messages)
+    return render_prompt(instruction, inp, template), True
+
+
+def render_instruction(instruction: str, inp: str, template: str, tokenizer: Any) -> tuple[str, bool]:
+    """An eval row (instruction + optional input) in the given template."""
+    if template == CHAT_TEMPLATE:
+        content = f"{instruction}\n\n{inp}" if inp else instruction
+        return render_messages([{"role": "user", "content": content}], template, tokenizer)
+    return render_prompt(instruction, inp, template), True

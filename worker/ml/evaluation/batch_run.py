@@ -1,0 +1,284 @@
+"""Run an OpenAI Batch request list, or an eval set over several models, through the engine.
+
+``run_batch`` writes one OpenAI batch output line per request through ``on_result``; a line whose
+model is unknown or whose parameters are bad becomes an error line (``line["error"]`` is not None,
+``response.status_code`` 4xx/5xx) and the batch goes on. Requests whose ``custom_id`` is in
+``done_ids`` are skipped, so a restarted job resumes where its output file ends. ``should_stop`` is
+polled between engine calls (cooperative cancel: what is done stays done).
+
+``run_eval`` generates every example with every model target (rows of different adapters share
+batches), scores them and returns one report: a score table per model and the outputs side by side.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from contracts.configs import SamplingParams
+from contracts.decoding import DecodeRequest, DecodeResult, ModelTarget
+from contracts.openai_format import (
+    CHAT_URL,
+    RequestError,
+    check_results,
+    completion_body,
+    model_not_found,
+    new_id,
+    parse_openai_body,
+)
+from contracts.prompts import render_prompt
+from worker.ml.decoding.request_prompts import CHAT_TEMPLATE
+from worker.ml.evaluation.scoring import (
+    ReferenceLoss,
+    exact_match,
+    judge_prompt,
+    parse_judge_rating,
+    reference_loss,
+    rouge_l,
+)
+
+if TYPE_CHECKING:
+    from contracts.records import BatchRequest, Example
+    from worker.ml.decoding.engine import InferenceEngine
+
+ResolveModel = Callable[[str], ModelTarget]  # raises LookupError (KeyError) for an unknown name
+
+
+@dataclass
+class BatchCounts:
+    completed: int = 0
+    failed: int = 0
+    skipped: int = 0  # already in done_ids
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    stopped: bool = False  # should_stop() ended the run early
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Parsed:
+    request: BatchRequest
+    target: ModelTarget
+    rows: list[DecodeRequest]
+    n: int
+
+
+def batch_line(custom_id: str, status: int, body: dict, error: dict | None = None) -> dict:
+    return {"id": new_id("batch_req"), "custom_id": custom_id,
+            "response": {"status_code": status, "request_id": new_id("req"), "body": body}, "error": error}
+
+
+def error_line(custom_id: str, err: RequestError) -> dict:
+    return batch_line(custom_id, err.status, err.as_body(), {"code": err.code, "message": err.message})
+
+
+def run_batch(engine: InferenceEngine, requests: list[BatchRequest], resolve_model: ResolveModel,
+              done_ids: set[str], on_result: Callable[[dict], None], should_stop: Callable[[], bool] = lambda: False,
+              batch_size: int = 16, default_max_tokens: int = 256, default_temperature: float = 1.0) -> BatchCounts:
+    counts = BatchCounts()
+    targets: dict[str, ModelTarget | RequestError] = {}
+    pending: list[_Parsed] = []
+
+    def emit(line: dict, ok: bool) -> None:
+        on_result(line)
+        if ok:
+            counts.completed += 1
+        else:
+            counts.failed += 1
+
+    def flush() -> None:
+        for item, results in _generate_isolated(engine, pending):
+            try:
+                check_results(results)
+            except RequestError as err:
+                emit(error_line(item.request.custom_id, err), False)
+                continue
+            counts.prompt_tokens += sum(r.prompt_tokens for r in results[::item.n])
+            counts.completion_tokens += sum(r.completion_tokens for r in results)
+            body = completion_body(item.request.url, item.request.body["model"], results, item.n)
+            emit(batch_line(item.request.custom_id, 200, body), True)
+        pending.clear()
+
+    for req in requests:
+        if req.custom_id in done_ids:
+            counts.skipped += 1
+            continue
+        try:
+            target = _resolve(resolve_model, req.body.get("model"), targets)
+            rows = parse_openai_body(req.url, req.body, target, default_max_tokens, default_temperature)
+        except RequestError as err:
+            emit(error_line(req.custom_id, err), False)
+            continue
+        pending.append(_Parsed(req, target, rows, req.body.get("n") or 1))
+        if sum(len(p.rows) for p in pending) >= batch_size:
+            if should_stop():
+                counts.stopped = True
+                pending.clear()
+                return counts
+            flush()
+    if pending:
+        if should_stop():
+            counts.stopped = True
+            return counts
+        flush()
+    return counts
+
+
+def _resolve(resolve_model: ResolveModel, name: Any, cache: dict[str, ModelTarget | RequestError]) -> ModelTarget:
+    if not isinstance(name, str):
+        raise RequestError("'model' must be a string", "model", "missing_required_parameter")
+    if name not in cache:
+        try:
+            cache[name] = resolve_model(name)
+        except LookupError:
+            cache[name] = model_not_found(name)
+    found = cache[name]
+    if isinstance(found, RequestError):
+        raise found
+    return found
+
+
+def _generate_isolated(engine: InferenceEngine, items: list[_Parsed]):
+    """Generate all items in one engine call; if that call crashes, retry each item alone so that
+    one poisonous request fails by itself."""
+    rows = [r for item in items for r in item.rows]
+    try:
+        results = engine.generate(rows)
+    except Exception:  # noqa: BLE001 - the engine failed on the mixed call: find the culprit item by item
+        for item in items:
+            try:
+                yield item, engine.generate(item.rows)
+            except Exception as exc:  # noqa: BLE001 - one failure must not sink the rest
+                yield item, [DecodeResult("", "error", 0, 0, error=f"generation failed: {exc}")]
+        return
+    start = 0
+    for item in items:
+        yield item, results[start:start + len(item.rows)]
+        start += len(item.rows)
+
+
+# --- eval sets
+def eval_request(engine: InferenceEngine, example: Example, target: ModelTarget,
+                 sampling: SamplingParams) -> DecodeRequest:
+    """An eval row rendered the way ``target`` was trained (chat template, or an Alpaca template)."""
+    template = target.prompt_template or engine.prompt_template_for(target.adapter_dir)
+    knobs = sampling.model_dump()
+    if template == CHAT_TEMPLATE:
+        content = f"{example.instruction}\n\n{example.input}" if example.input else example.instruction
+        return DecodeRequest(messages=[{"role": "user", "content": content}], adapter_dir=target.adapter_dir,
+                                 prompt_template=template, **knobs)
+    return DecodeRequest(prompt=render_prompt(example.instruction, example.input, template),
+                             adapter_dir=target.adapter_dir, **knobs)
+
+
+Pair = tuple[int, int]  # (example index, target index)
+
+
+def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[ModelTarget], metrics: list[str],
+             on_progress: Callable[[int, int], None] | None = None, sampling: SamplingParams | None = None,
+             judge: Callable[[list[str]], list[str]] | None = None, batch_size: int = 16,
+             should_stop: Callable[[], bool] = lambda: False, done: Mapping[Pair, DecodeResult] | None = None,
+             on_chunk: Callable[[list[tuple[Pair, DecodeResult]]], None] | None = None) -> dict:
+    """Scores per model and outputs side by side. ``on_progress(rows_done, rows_total)``.
+
+    ``judge(prompts) -> replies`` (metric ``judge``) grades every answer that has a reference, in one
+    call once all answers exist, so a teacher can send the prompts concurrently.
+
+    ``done`` holds generations of an earlier attempt (not generated again); ``on_chunk`` receives each
+    chunk's new generations as soon as it is finished, so a caller can make them durable."""
+    sampling = sampling or SamplingParams()
+    if "judge" in metrics and judge is None:
+        raise ValueError("metric 'judge' needs a judge callable")
+    all_pairs = [(i, t) for i in range(len(examples)) for t in range(len(targets))]
+    results: dict[Pair, DecodeResult] = {p: r for p, r in (done or {}).items() if p in set(all_pairs)}
+    pairs = [p for p in all_pairs if p not in results]
+    stopped = False
+    for start in range(0, len(pairs), batch_size):
+        if should_stop():
+            stopped = True
+            break
+        chunk = pairs[start:start + batch_size]
+        requests = []
+        for i, t in chunk:
+            try:
+                requests.append(eval_request(engine, examples[i], targets[t], sampling))
+            except Exception as exc:  # noqa: BLE001 - e.g. an adapter folder that cannot be read
+                results[(i, t)] = DecodeResult("", "error", 0, 0, error=str(exc))
+                requests.append(None)
+        live = [(pair, r) for pair, r in zip(chunk, requests) if r is not None]
+        for (pair, _), res in zip(live, engine.generate([r for _, r in live])):
+            results[pair] = res
+        if on_chunk:
+            on_chunk([(pair, results[pair]) for pair in chunk])
+        if on_progress:
+            on_progress(len(results), len(all_pairs))
+    losses = {}
+    if "reference_loss" in metrics and not stopped:
+        for t, target in enumerate(targets):
+            scored = [ex for ex in examples if ex.output]
+            try:
+                losses[t] = dict(zip([id(ex) for ex in scored], reference_loss(
+                    engine, scored, target.adapter_dir, target.prompt_template, batch_size=max(1, batch_size // 2))))
+            except Exception:  # noqa: BLE001 - one failure must not sink the rest
+                losses[t] = {}
+    ratings: dict[Pair, float | None] = {}
+    if "judge" in metrics and not stopped:
+        graded = [pair for pair in all_pairs if examples[pair[0]].output and results[pair].error is None]
+        replies = judge([judge_prompt(examples[i].instruction, examples[i].input, examples[i].output,
+                                      results[(i, t)].text) for i, t in graded])
+        ratings = {pair: parse_judge_rating(reply) for pair, reply in zip(graded, replies)}
+    return _report(examples, targets, metrics, sampling, results, losses, ratings, stopped)
+
+
+def _report(examples: list[Example], targets: list[ModelTarget], metrics: list[str], sampling: SamplingParams,
+            results: dict[Pair, DecodeResult], losses: dict[int, dict[int, ReferenceLoss]],
+            ratings: dict[Pair, float | None], stopped: bool) -> dict:
+    rows = []
+    per_model: list[dict[str, list[float]]] = [{m: [] for m in metrics} for _ in targets]
+    loss_tokens: list[list[tuple[float, int]]] = [[] for _ in targets]
+    errors = [0] * len(targets)
+    for i, ex in enumerate(examples):
+        outputs = {}
+        for t, target in enumerate(targets):
+            res = results.get((i, t))
+            if res is None:
+                continue
+            out: dict[str, Any] = {"text": res.text, "finish_reason": res.finish_reason, "error": res.error}
+            errors[t] += res.error is not None
+            if ex.output and res.error is None:
+                if "rouge_l" in metrics:
+                    out["rouge_l"] = rouge_l(res.text, ex.output)
+                if "exact_match" in metrics:
+                    out["exact_match"] = exact_match(res.text, ex.output)
+                if "judge" in metrics:
+                    out["judge"] = ratings.get((i, t))
+            loss = losses.get(t, {}).get(id(ex))
+            if loss is not None:
+                out["reference_loss"], out["perplexity"] = loss.loss, loss.perplexity
+                loss_tokens[t].append((loss.loss, loss.tokens))
+            for m in metrics:
+                if m != "reference_loss" and out.get(m) is not None:
+                    per_model[t][m].append(out[m])
+            outputs[target.name] = out
+        rows.append({"index": i, "line": ex.line, "instruction": ex.instruction, "input": ex.input,
+                     "reference": ex.output, "outputs": outputs})
+    models = []
+    for t, target in enumerate(targets):
+        scores: dict[str, float | None] = {m: (sum(v) / len(v) if v else None)
+                                           for m, v in per_model[t].items() if m != "reference_loss"}
+        if "reference_loss" in metrics:
+            n = sum(k for _, k in loss_tokens[t])
+            mean = sum(loss * k for loss, k in loss_tokens[t]) / n if n else None
+            scores["reference_loss"] = mean
+            scores["perplexity"] = math.exp(min(mean, 700.0)) if mean is not None else None
+        models.append({"name": target.name, "adapter_dir": str(target.adapter_dir) if target.adapter_dir else None,
+                       "prompt_template": target.prompt_template, "scores": scores, "errors": errors[t],
+                       "examples": sum(1 for i in range(len(examples)) if (i, t) in results)})
+    return {"metrics": list(metrics), "sampling": sampling.model_dump(), "models": models, "examples": rows,
+            "stopped": stopped}
+
+
+__all__ = ["CHAT_URL", "BatchCounts", "batch_line", "error_line", "eval_request", "run_batch", "run_eval"]
