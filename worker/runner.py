@@ -36,12 +36,14 @@ class JobFailed(Exception):
         self.error = {"code": code, "message": message, "param": param}
 
 
-class JobHandOff(Exception):
-    """The current stage is done; the job goes back to the dispatcher for its next stage on ``queue``."""
+@dataclass(frozen=True)
+class NextStage:
+    """What a handler returns when its stage is done and the job has another one: the job goes back to
+    the dispatcher for ``queue``, keeping ``result`` (shown on the job) and saying ``message``."""
 
-    def __init__(self, queue: str, result: dict | None = None):
-        super().__init__(queue)
-        self.queue, self.result = queue, result
+    queue: str
+    message: str
+    result: dict | None = None
 
 
 class JobStopped(Exception):
@@ -107,7 +109,7 @@ class JobContext:
                 job.progress = progress
 
 
-Handler = Callable[[JobContext], dict]
+Handler = Callable[[JobContext], "dict | NextStage | None"]
 
 
 class _Heartbeat(threading.Thread):
@@ -160,8 +162,40 @@ def default_worker_id() -> str:
 
 def run_job(*, session_factory: sessionmaker[Session], settings: Settings, job_id: str, handler: Handler,
             redis_client: object | None = None, worker_id: str | None = None, cancel_grace_s: float = 120.0) -> str:
-    """Run one job to an outcome; returns the final (or current, if not ours) status."""
+    """Run one stage of a job to an outcome; returns the final (or current, if not ours) status."""
     worker_id = worker_id or default_worker_id()
+    ctx = _claim(session_factory, settings, job_id, worker_id, redis_client)
+    if isinstance(ctx, str):
+        return ctx
+    ctx.emit(f"Job started on {worker_id} (attempt {ctx.attempt})", data={"attempt": ctx.attempt})
+    beat = _Heartbeat(ctx, worker_id, cancel_grace_s)
+    beat.start()
+    try:
+        outcome = _run_handler(ctx, handler, beat)
+    finally:
+        beat.done.set()
+    if outcome is None:
+        return "lease_lost"
+    if isinstance(outcome, NextStage):
+        with session_scope(session_factory) as s:
+            job_crud.hand_off_job(session=s, job_id=job_id, worker_id=worker_id, queue=outcome.queue,
+                                  result=outcome.result)
+        ctx.emit(outcome.message, data={"next_queue": outcome.queue})
+        return JobStatus.queued.value
+    status, result, error = outcome
+    with session_scope(session_factory) as s:
+        recorded = job_crud.finish_job(session=s, job_id=job_id, worker_id=worker_id, status=status,
+                                       result=result, error=error)
+    if recorded:
+        msg = {"succeeded": "Job succeeded", "cancelled": "Job cancelled", "paused": "Job paused"}.get(
+            status.value, f"Job failed: {(error or {}).get('message')}")
+        ctx.emit(msg, level="error" if status == JobStatus.failed else "info", data={"status": status.value})
+    return status.value
+
+
+def _claim(session_factory: sessionmaker[Session], settings: Settings, job_id: str, worker_id: str,
+           redis_client: object | None) -> JobContext | str:
+    """Take the job's lease and build its context, or say (as a status string) why this worker won't run it."""
     with session_scope(session_factory) as s:
         job = s.get(Job, job_id)
         if job is None:
@@ -179,44 +213,31 @@ def run_job(*, session_factory: sessionmaker[Session], settings: Settings, job_i
                                      lease_seconds=settings.lease_seconds, pid=os.getpid())
         if claimed is None:
             return s.get(Job, job_id).status
-        ctx = JobContext(job_id=job_id, kind=claimed.kind, stage=stage, owner_id=claimed.owner_id, model=claimed.model,
-                         params=dict(claimed.params), attempt=claimed.attempt, settings=settings,
-                         session_factory=session_factory, redis_client=redis_client)
-    ctx.emit(f"Job started on {worker_id} (attempt {ctx.attempt})", data={"attempt": ctx.attempt})
-    beat = _Heartbeat(ctx, worker_id, cancel_grace_s)
-    beat.start()
-    status, result, error = JobStatus.succeeded, None, None
+        return JobContext(job_id=job_id, kind=claimed.kind, stage=stage, owner_id=claimed.owner_id,
+                          model=claimed.model, params=dict(claimed.params), attempt=claimed.attempt,
+                          settings=settings, session_factory=session_factory, redis_client=redis_client)
+
+
+def _run_handler(ctx: JobContext, handler: Handler,
+                 beat: _Heartbeat) -> NextStage | tuple[JobStatus, dict | None, dict | None] | None:
+    """Call the handler; its outcome as the next stage, or (status, result, error); None if the lease was lost."""
     try:
         result = handler(ctx)
-        if ctx._lost.is_set():
-            return "lease_lost"
-        outcome = (result or {}).get("status")
-        if ctx._stop.is_set():
-            status = JobStatus.paused if beat.pause_requested else JobStatus.cancelled
-        elif outcome in ("cancelled", "paused"):  # the handler stopped on its own (e.g. a budget cap)
-            status = JobStatus(outcome)
-    except JobHandOff as hand_off:
-        beat.done.set()
-        with session_scope(session_factory) as s:
-            job_crud.hand_off_job(session=s, job_id=job_id, worker_id=worker_id, queue=hand_off.queue,
-                                  result=hand_off.result)
-        ctx.emit(f"Files validated; queued for the {hand_off.queue} pool")
-        return JobStatus.queued.value
     except JobStopped:
-        status = JobStatus.paused if beat.pause_requested else JobStatus.cancelled
+        return (JobStatus.paused if beat.pause_requested else JobStatus.cancelled), None, None
     except JobFailed as exc:
-        status, error = JobStatus.failed, exc.error
+        return JobStatus.failed, None, exc.error
     except Exception as exc:  # a bug or a broken input: the job fails with the reason, the worker lives on
-        log.exception("job %s crashed", job_id)
-        status, error = JobStatus.failed, {"code": "internal_error", "param": None,
-                                           "message": f"{type(exc).__name__}: {exc}"}
-    finally:
-        beat.done.set()
-    with session_scope(session_factory) as s:
-        recorded = job_crud.finish_job(session=s, job_id=job_id, worker_id=worker_id, status=status,
-                                       result=result, error=error)
-    if recorded:
-        msg = {"succeeded": "Job succeeded", "cancelled": "Job cancelled", "paused": "Job paused"}.get(
-            status.value, f"Job failed: {(error or {}).get('message')}")
-        ctx.emit(msg, level="error" if status == JobStatus.failed else "info", data={"status": status.value})
-    return status.value
+        log.exception("job %s crashed", ctx.job_id)
+        return JobStatus.failed, None, {"code": "internal_error", "param": None,
+                                        "message": f"{type(exc).__name__}: {exc}"}
+    if ctx._lost.is_set():
+        return None
+    if isinstance(result, NextStage):
+        return result
+    stopped_itself = (result or {}).get("status")
+    if ctx._stop.is_set():
+        return (JobStatus.paused if beat.pause_requested else JobStatus.cancelled), result, None
+    if stopped_itself in ("cancelled", "paused"):  # the handler stopped on its own (e.g. a budget cap)
+        return JobStatus(stopped_itself), result, None
+    return JobStatus.succeeded, result, None

@@ -8,7 +8,7 @@ from models.db import session_scope
 from models.registry import Adapter, Checkpoint
 from worker.handlers.preflight import load_training_examples
 from worker.resources import resolve_base_model_dir
-from worker.runner import JobContext, JobFailed, JobHandOff
+from worker.runner import JobContext, JobFailed, NextStage
 
 
 def adapter_name(base_model: str, suffix: str | None, job_id: str) -> str:
@@ -52,10 +52,11 @@ def _record_checkpoint(ctx: JobContext, name: str, info: dict) -> None:
     ctx.emit(f"Checkpoint saved at step {step}", data={"step": step})
 
 
-def run_fine_tuning_job(ctx: JobContext) -> dict:
+def run_fine_tuning_job(ctx: JobContext) -> dict | NextStage:
     hp = FinetuneHyperparameters.model_validate(ctx.params["hyperparameters"])
     if ctx.stage == "validating_files":
-        raise JobHandOff("gpu", result={"validation": validate_files(ctx, hp)})
+        return NextStage("gpu", "Files validated; queued for training on the gpu pool",
+                         result={"validation": validate_files(ctx, hp)})
     from worker.ml.training.finetune import train_lora
 
     name = adapter_name(ctx.model, ctx.params.get("suffix"), ctx.job_id)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from contracts.decoding import ModelTarget
-from tests.worker.ml import inference_helpers as helpers
+from tests.worker.ml.decoding import engine_helpers as helpers
 
 tiny_adapters = helpers.tiny_adapters  # shared fixtures
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from tests.worker.ml import inference_helpers as helpers
+from tests.worker.ml.decoding import engine_helpers as helpers
 from worker.ml.decoding.adapter_cache import (
     AdapterCache,
     AdapterLoadError,

@@ -6,7 +6,7 @@ import torch
 
 from contracts.decoding import DecodeRequest
 from contracts.prompts import render_prompt
-from tests.worker.ml import inference_helpers as helpers
+from tests.worker.ml.decoding import engine_helpers as helpers
 from tests.worker.ml.decoding.engine_helpers import reference_generate, reference_model
 from worker.ml.decoding.engine import InferenceEngine, resolve_dtype
 

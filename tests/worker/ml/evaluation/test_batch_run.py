@@ -8,7 +8,7 @@ import pytest
 from contracts.configs import SamplingParams
 from contracts.decoding import DecodeRequest, ModelTarget
 from contracts.records import BatchRequest, Example
-from tests.worker.ml import inference_helpers as helpers
+from tests.worker.ml.decoding import engine_helpers as helpers
 from worker.ml.decoding.request_prompts import CHAT_TEMPLATE
 from worker.ml.evaluation.batch_run import run_batch, run_eval
 

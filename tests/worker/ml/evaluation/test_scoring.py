@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from contracts.records import Example
-from tests.worker.ml import inference_helpers as helpers
+from tests.worker.ml.decoding import engine_helpers as helpers
 from worker.ml.evaluation.scoring import (
     exact_match,
     judge_prompt,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.decoding import DecodeRequest, ModelTarget
-from tests.worker.ml import inference_helpers as helpers
+from tests.worker.ml.decoding import engine_helpers as helpers
 from worker.ml.teachers.local import LocalTeacher
 from worker.ml.teachers.remote import CHAT_CONTINUE_INSTRUCTION, DecodingParams, ModelPrice, TeacherRequest
 
