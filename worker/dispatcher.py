@@ -1,7 +1,7 @@
 """Admission control: queued jobs wait in the database; the dispatcher sends them to Celery as slots free.
 
-Order between users is weighted fair share: the user with the least recent compute per unit of
-weight goes first (ties: priority, then FIFO), within per-user caps on running jobs. The reaper
+Order between users is weighted fair share within per-user caps on running jobs: the policy is the
+pure ``contracts.scheduling.pick_admissions``; this module feeds it the database's facts. The reaper
 half re-queues jobs whose worker stopped heart-beating (or fails them after ``max_attempts``).
 Torch-free; called by the API after each submission, by a background loop, and by workers when a
 job ends.
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts import scheduling
 from models.base import utcnow
 from models.crud import jobs as job_crud
 from models.crud.queue import PENDING_STATUSES
@@ -69,14 +69,14 @@ def _recent_usage(session: Session) -> dict[str, float]:
 
 
 def pick_admissions(session: Session, settings: Settings, queue: str) -> list[Job]:
-    """Choose which pending jobs of ``queue`` to admit now (fair share, caps, free slots)."""
+    """Choose which pending jobs of ``queue`` to admit now: the database's facts, the policy of
+    ``contracts.scheduling`` (fair share, caps, free slots)."""
     slots = settings.gpu_slots if queue == "gpu" else IO_SLOTS
     active = session.execute(select(Job.owner_id).where(
         Job.queue == queue,
         (Job.status.in_(PENDING_STATUSES) & Job.admitted_at.is_not(None)) | Job.lease_owner.is_not(None),
     )).scalars().all()
-    free = slots - len(active)
-    if free <= 0:
+    if slots - len(active) <= 0:
         return []
     pending = list(session.execute(
         select(Job).where(Job.queue == queue, Job.status.in_(PENDING_STATUSES), Job.admitted_at.is_(None),
@@ -85,32 +85,23 @@ def pick_admissions(session: Session, settings: Settings, queue: str) -> list[Jo
     ).scalars())
     if not pending:
         return []
-    per_user_active: dict[str, int] = defaultdict(int)
-    for owner in active:
-        per_user_active[owner] += 1
+    by_id = {job.id: job for job in pending}
+    chosen = scheduling.pick_admissions(
+        pending=[scheduling.PendingJob(j.id, j.owner_id, j.priority, j.created_at) for j in pending],
+        running_owners=active, free_slots=slots - len(active), users=_user_shares(session, by_id.values()),
+        default_cap=settings.max_running_per_user)
+    return [by_id[j.id] for j in chosen]
+
+
+def _user_shares(session: Session, pending: Iterable[Job]) -> dict[str, scheduling.UserShare]:
+    """Weight, cap and recent compute of every user with a pending job."""
+    owners = {j.owner_id for j in pending}
     usage = _recent_usage(session)
-    users = {u.id: u for u in session.execute(select(User).where(User.id.in_({j.owner_id for j in pending}))).scalars()}
-    chosen: list[Job] = []
-    queue_by_user: dict[str, list[Job]] = defaultdict(list)
-    for job in pending:
-        queue_by_user[job.owner_id].append(job)
-    while free > 0:
-        candidates = []
-        for owner, jobs in queue_by_user.items():
-            user = users.get(owner)
-            cap = (user.max_running_jobs if user and user.max_running_jobs else settings.max_running_per_user)
-            if jobs and per_user_active[owner] < cap:
-                weight = user.share_weight if user and user.share_weight > 0 else 1.0
-                candidates.append(((usage.get(owner, 0.0) + per_user_active[owner] * 60.0) / weight,
-                                   -jobs[0].priority, jobs[0].created_at, owner))
-        if not candidates:
-            break
-        owner = min(candidates)[3]
-        job = queue_by_user[owner].pop(0)
-        per_user_active[owner] += 1
-        chosen.append(job)
-        free -= 1
-    return chosen
+    users = {u.id: u for u in session.execute(select(User).where(User.id.in_(owners))).scalars()}
+    return {owner: scheduling.UserShare(weight=users[owner].share_weight if owner in users else 1.0,
+                                        max_running=users[owner].max_running_jobs if owner in users else None,
+                                        recent_compute_s=usage.get(owner, 0.0))
+            for owner in owners}
 
 
 def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, send: SendFn) -> list[str]:

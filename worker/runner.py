@@ -14,11 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.events import Progress
 from models.crud import jobs as job_crud
 from models.db import session_scope
 from models.event_bus import event_payload, publish
@@ -95,14 +96,8 @@ class JobContext:
         if not force and now - self._last_progress_write < 1.0 and step < total:
             return
         self._last_progress_write = now
-        elapsed = now - self._t0
-        percent = round(100.0 * step / total, 2) if total else None
-        eta = None
-        if total and step:
-            remaining = elapsed / step * (total - step)
-            eta = (datetime.now(UTC) + timedelta(seconds=remaining)).isoformat()
-        progress = {"step": step, "total_steps": total, "percent": percent, "tokens": tokens,
-                    "tokens_per_s": tokens_per_s, "estimated_finish": eta, **extra}
+        progress = Progress.measure(step=step, total=total, elapsed_s=now - self._t0, tokens=tokens,
+                                    tokens_per_s=tokens_per_s, **extra).model_dump()
         with session_scope(self.session_factory) as s:
             job = s.get(Job, self.job_id)
             if job is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from models.crud.files import get_owned_file
 from models.db import session_scope
 from models.file import File
 from worker.resources import artifact_store
@@ -30,8 +31,8 @@ def register_job_file(ctx: JobContext, src: Path, *, role: str, filename: str, p
 def read_owned_file(ctx: JobContext, file_id: str, param: str) -> bytes:
     """The bytes of an uploaded file of the job's owner (it may have been deleted since submit)."""
     with session_scope(ctx.session_factory) as s:
-        f = s.get(File, file_id)
-        if f is None or f.owner_id != ctx.owner_id:
+        f = get_owned_file(session=s, file_id=file_id, owner_id=ctx.owner_id)
+        if f is None:
             raise JobFailed("file_not_found", f"file {file_id} does not exist", param)
         path = artifact_store(ctx.settings).path(f.storage_path)
     return path.read_bytes()

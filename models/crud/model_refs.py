@@ -1,0 +1,64 @@
+"""Model names -> ``contracts.model_refs.ModelRef``, from the database: the one resolver of API and worker.
+
+``owner_id`` restricts adapters and checkpoints to one user's (the API, and jobs running for a
+user); ``owner_id=None`` skips the check (the internal inference server: the API checked ownership
+before proxying). A checkpoint resolves only while its adapter exists, and is prompted the way its
+adapter was trained.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from contracts.base_models import BUILTIN_MODELS
+from contracts.model_refs import ModelNotFound, ModelRef, parse_model_name
+from models.registry import Adapter, BaseModelEntry, Checkpoint
+
+
+@dataclass(frozen=True)
+class BaseModelListing:
+    """A base model as listed by ``GET /v1/models`` (built-in ones have no creation time)."""
+
+    name: str
+    description: str
+    created_at: datetime | None = None
+
+
+def list_base_models(*, session: Session) -> list[BaseModelListing]:
+    """The built-in base models, then the registered ones (a registered name overrides a built-in one)."""
+    out = {name: BaseModelListing(name, spec.description) for name, spec in BUILTIN_MODELS.items()}
+    for row in session.execute(select(BaseModelEntry)).scalars():
+        out[row.name] = BaseModelListing(row.name, row.description or row.source, row.created_at)
+    return list(out.values())
+
+
+def is_base_model(*, session: Session, name: str) -> bool:
+    return name in BUILTIN_MODELS or session.execute(
+        select(BaseModelEntry.id).where(BaseModelEntry.name == name)).first() is not None
+
+
+def resolve_model(*, session: Session, name: str, owner_id: str | None) -> ModelRef:
+    """The base model, adapter or checkpoint ``name`` names; raises ``ModelNotFound`` (a LookupError)."""
+    if is_base_model(session=session, name=name):
+        return ModelRef(name=name, kind="base", base_model=name)
+    parsed = parse_model_name(name)
+    adapter = _owned(session, select(Adapter).where(Adapter.name == parsed.adapter_name), owner_id)
+    if adapter is None:
+        raise ModelNotFound(name)
+    template = (adapter.config or {}).get("prompt_template")
+    if not parsed.is_checkpoint:
+        return ModelRef(name=name, kind="adapter", base_model=adapter.base_model, adapter_path=adapter.path,
+                        prompt_template=template)
+    ckpt = _owned(session, select(Checkpoint).where(Checkpoint.model_name == name), owner_id)
+    if ckpt is None:
+        raise ModelNotFound(name, "checkpoint")
+    return ModelRef(name=name, kind="checkpoint", base_model=adapter.base_model, adapter_path=ckpt.path,
+                    prompt_template=template)
+
+
+def _owned(session: Session, query, owner_id: str | None):
+    row = session.execute(query).scalar_one_or_none()
+    return None if row is None or (owner_id is not None and row.owner_id != owner_id) else row
