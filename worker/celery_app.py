@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from celery import Celery
+from celery import Celery, signals
 
 from models.settings import Settings, get_settings
 
@@ -57,6 +57,22 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_send_task_events=False,
     )
     return app
+
+
+@signals.worker_init.connect
+def preload_ml_stack(**_) -> None:
+    """Import torch / transformers / peft and the ML core once, in the worker's main process.
+
+    Each job runs in a fresh pool child (one task per child), forked from this process: the child
+    starts with the libraries loaded instead of spending ~10 s importing them on every job. Importing
+    creates no threads and touches no GPU, so forking afterwards is safe. A host without the
+    ``[worker]`` extra (an io-only worker) skips it.
+    """
+    try:
+        import worker.ml.decoding.engine
+        import worker.ml.training.finetune  # noqa: F401
+    except ImportError:
+        pass
 
 
 @lru_cache
