@@ -11,7 +11,7 @@ Every problem is a ``LineError`` with a 1-based line number (item number for a J
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,31 +55,92 @@ class ParseResult:
         return not self.errors and bool(self.records)
 
 
-def iter_json_records(data: bytes, max_line_bytes: int = 1 << 20) -> Iterator[tuple[int, Any, LineError | None]]:
-    """Yield (line, obj, error) for a JSON array or a JSONL document."""
-    text_head = data.lstrip()[:1]
-    if text_head == b"[":
-        try:
-            items = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            line = getattr(exc, "lineno", 1)
-            yield line, None, LineError(line, "invalid_json", f"file is not valid JSON: {exc}")
-            return
-        for i, obj in enumerate(items, start=1):
-            yield i, obj, None
-        return
+MAX_JSON_DEPTH = 64  # far beyond any real record; deeper lines are refused before anything walks them
+RecordParser = Callable[[Any, int], tuple[Any, LineError | None]]
+JsonLines = Iterable[tuple[int, Any, LineError | None]]
+
+
+def load_json(text: bytes | str, line: int) -> tuple[Any, LineError | None]:
+    """(obj, None) or (None, the error naming ``line``): whatever the bytes, this never raises.
+
+    Python's parser recurses per nesting level, so ``[[[[...`` a hundred thousand deep raises
+    ``RecursionError`` (and an integer of 5000 digits a plain ``ValueError``); both are the line's fault.
+    """
+    try:
+        obj = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except UnicodeDecodeError:
+        return None, LineError(line, "invalid_encoding", "line is not valid UTF-8")
+    except json.JSONDecodeError as exc:  # a line of a JSON document: exc.lineno counts from ``line``
+        return None, LineError(line + exc.lineno - 1, "invalid_json", f"not JSON: {exc.msg} at column {exc.colno}")
+    except ValueError as exc:  # e.g. an integer past Python's 4300-digit conversion limit
+        return None, LineError(line, "invalid_json", f"not JSON: {str(exc).split(':')[0]}")
+    except RecursionError:
+        return None, _too_deep(line)
+    if _nesting_depth(obj, text) > MAX_JSON_DEPTH:
+        return None, _too_deep(line)
+    return obj, None
+
+
+def _too_deep(line: int) -> LineError:
+    return LineError(line, "json_too_deep", f"JSON is nested more than {MAX_JSON_DEPTH} levels deep")
+
+
+def _nesting_depth(obj: Any, text: bytes | str) -> int:
+    """Depth of lists/objects, walked without recursion; skipped when the text has too few brackets to matter."""
+    opening = (b"[", b"{") if isinstance(text, bytes) else ("[", "{")
+    if text.count(opening[0]) + text.count(opening[1]) <= MAX_JSON_DEPTH:
+        return 0
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def iter_json_lines(data: bytes, max_line_bytes: int = 1 << 20) -> Iterator[tuple[int, Any, LineError | None]]:
+    """Yield (line, obj, error) for each non-blank line of a JSONL document (1-based, blank lines counted)."""
     for i, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
         if len(raw) > max_line_bytes:
             yield i, None, LineError(i, "line_too_long", f"line is {len(raw)} bytes, over the limit of {max_line_bytes}")
             continue
-        try:
-            yield i, json.loads(raw.decode("utf-8")), None
-        except UnicodeDecodeError:
-            yield i, None, LineError(i, "invalid_encoding", "line is not valid UTF-8")
-        except json.JSONDecodeError as exc:
-            yield i, None, LineError(i, "invalid_json", f"not JSON: {exc.msg} at column {exc.colno}")
+        yield i, *load_json(raw, i)
+
+
+def iter_json_records(data: bytes, max_line_bytes: int = 1 << 20) -> Iterator[tuple[int, Any, LineError | None]]:
+    """Yield (line, obj, error) for a JSON array (item numbers) or a JSONL document (line numbers)."""
+    if data.lstrip()[:1] != b"[":
+        yield from iter_json_lines(data, max_line_bytes)
+        return
+    items, err = load_json(data, 1)
+    if err is not None:
+        yield err.line, None, err
+        return
+    for i, obj in enumerate(items, start=1):
+        yield i, obj, None
+
+
+def parse_records(lines: JsonLines, parse_record: RecordParser, max_errors: int = 100) -> ParseResult:
+    """The one loop behind every file format: each line through ``parse_record``, errors collected."""
+    res = ParseResult()
+    for line, obj, err in lines:
+        record = None
+        if err is None:
+            record, err = parse_record(obj, line)
+        if err is not None:
+            if len(res.errors) < max_errors:
+                res.errors.append(err)
+            continue
+        res.records.append(record)
+    if not res.records and not res.errors:
+        res.errors.append(LineError(0, "empty_file", "the file has no records"))
+    return res
 
 
 def _str_field(obj: dict, key: str, line: int, required: bool, non_empty: bool) -> tuple[str, LineError | None]:
@@ -141,20 +202,8 @@ def parse_chat_record(obj: dict, line: int) -> tuple[Example | None, LineError |
 
 def parse_training_file(data: bytes, max_line_bytes: int = 1 << 20, max_errors: int = 100) -> ParseResult:
     """Parse a fine-tune file (Alpaca JSON/JSONL or OpenAI chat JSONL); collect per-line errors."""
-    res = ParseResult(format="")
-    formats = set()
-    for line, obj, err in iter_json_records(data, max_line_bytes):
-        if err is None:
-            ex, err = parse_alpaca_record(obj, line)
-        if err is not None:
-            if len(res.errors) < max_errors:
-                res.errors.append(err)
-            continue
-        formats.add("chat" if ex.messages else "alpaca")
-        res.records.append(ex)
-    if not res.records and not res.errors:
-        res.errors.append(LineError(0, "empty_file", "the file has no records"))
-    res.format = "+".join(sorted(formats))
+    res = parse_records(iter_json_records(data, max_line_bytes), parse_alpaca_record, max_errors)
+    res.format = "+".join(sorted({"chat" if ex.messages else "alpaca" for ex in res.records}))
     return res
 
 
@@ -179,17 +228,8 @@ def parse_eval_record(obj: Any, line: int) -> tuple[Example | None, LineError | 
 
 
 def parse_eval_file(data: bytes, max_line_bytes: int = 1 << 20, max_errors: int = 100) -> ParseResult:
-    res = ParseResult(format="eval")
-    for line, obj, err in iter_json_records(data, max_line_bytes):
-        if err is None:
-            ex, err = parse_eval_record(obj, line)
-        if err is not None:
-            if len(res.errors) < max_errors:
-                res.errors.append(err)
-            continue
-        res.records.append(ex)
-    if not res.records and not res.errors:
-        res.errors.append(LineError(0, "empty_file", "the file has no records"))
+    res = parse_records(iter_json_records(data, max_line_bytes), parse_eval_record, max_errors)
+    res.format = "eval"
     return res
 
 
@@ -223,22 +263,24 @@ def parse_batch_record(obj: Any, line: int) -> tuple[BatchRequest | None, LineEr
     return BatchRequest(line, obj["custom_id"], obj["url"], body), None
 
 
+def unique_custom_ids(parse_record: RecordParser) -> RecordParser:
+    """``parse_record`` that also refuses a ``custom_id`` an earlier good line already used."""
+    seen: set[str] = set()
+
+    def parse(obj: Any, line: int) -> tuple[BatchRequest | None, LineError | None]:
+        req, err = parse_record(obj, line)
+        if req is None:
+            return None, err
+        if req.custom_id in seen:
+            return None, LineError(line, "duplicate_custom_id", f"custom_id {req.custom_id!r} repeats", "custom_id")
+        seen.add(req.custom_id)
+        return req, None
+
+    return parse
+
+
 def parse_batch_file(data: bytes, max_line_bytes: int = 1 << 20, max_errors: int = 100) -> ParseResult:
     """Parse an OpenAI Batch input file; duplicate custom_ids are errors."""
-    res = ParseResult(format="batch")
-    seen: set[str] = set()
-    for line, obj, err in iter_json_records(data, max_line_bytes):
-        if err is None:
-            req, err = parse_batch_record(obj, line)
-            if req is not None and req.custom_id in seen:
-                req, err = None, LineError(line, "duplicate_custom_id", f"custom_id {req.custom_id!r} repeats",
-                                           "custom_id")
-        if err is not None:
-            if len(res.errors) < max_errors:
-                res.errors.append(err)
-            continue
-        seen.add(req.custom_id)
-        res.records.append(req)
-    if not res.records and not res.errors:
-        res.errors.append(LineError(0, "empty_file", "the file has no records"))
+    res = parse_records(iter_json_records(data, max_line_bytes), unique_custom_ids(parse_batch_record), max_errors)
+    res.format = "batch"
     return res

@@ -5,10 +5,10 @@ and the worker (to load the seeds) call, so the two can never disagree about a f
 """
 from __future__ import annotations
 
-import json
 import re
+from typing import Any
 
-from contracts.records import LineError
+from contracts.records import LineError, iter_json_lines, parse_records
 
 MAX_REPORTED_ERRORS = 100
 _TASK_PREFIX = re.compile(r"^seed task (\d+): ")
@@ -26,41 +26,27 @@ def _task_error(line: int, exc: ValueError) -> LineError:
     return LineError(line, "invalid_seed_task", _TASK_PREFIX.sub("", str(exc)))
 
 
+def parse_seed_record(obj: Any, line: int) -> tuple[tuple[int, dict] | None, LineError | None]:
+    """(line, task) checked on its own, so that every bad line is reported (duplicates need the whole file)."""
+    try:
+        validate_seed_tasks([obj])
+    except ValueError as exc:
+        return None, _task_error(line, exc)
+    return (line, obj), None
+
+
 def parse_seed_file(data: bytes, max_line_bytes: int = 1 << 20) -> list[dict]:
     """Parse and validate a seed-task JSONL file; returns the normalised tasks or raises ``SeedFileError``."""
-    tasks: list[dict] = []
-    lines: list[int] = []
-    errors: list[LineError] = []
-    for n, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        if len(raw) > max_line_bytes:
-            errors.append(LineError(n, "line_too_long", f"line is {len(raw)} bytes, over the limit of {max_line_bytes}"))
-            continue
-        try:
-            obj = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            errors.append(LineError(n, "invalid_encoding", "line is not valid UTF-8"))
-            continue
-        except json.JSONDecodeError as exc:
-            errors.append(LineError(n, "invalid_json", f"line is not valid JSON: {exc.msg} (column {exc.colno})"))
-            continue
-        try:  # each task on its own first, so every bad line is reported
-            validate_seed_tasks([obj])
-        except ValueError as exc:
-            errors.append(_task_error(n, exc))
-            continue
-        tasks.append(obj)
-        lines.append(n)
-    if errors:
-        raise SeedFileError(errors[:MAX_REPORTED_ERRORS])
-    if not tasks:
-        raise SeedFileError([LineError(0, "empty_file", "the seed file has no tasks")])
+    res = parse_records(iter_json_lines(data, max_line_bytes), parse_seed_record, MAX_REPORTED_ERRORS)
+    if res.errors:
+        empty = res.errors[0].code == "empty_file"
+        raise SeedFileError([LineError(0, "empty_file", "the seed file has no tasks")] if empty else res.errors)
+    numbered: list[tuple[int, dict]] = res.records
     try:  # what only the whole file can get wrong: duplicate ids
-        return validate_seed_tasks(tasks)
+        return validate_seed_tasks([task for _, task in numbered])
     except ValueError as exc:
         match = _TASK_PREFIX.match(str(exc))
-        line = lines[int(match.group(1)) - 1] if match else 0
+        line = numbered[int(match.group(1)) - 1][0] if match else 0
         raise SeedFileError([_task_error(line, exc)]) from None
 
 

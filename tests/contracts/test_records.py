@@ -59,3 +59,18 @@ def test_eval_rows_accept_user_oriented_format():
     row = {"id": "u1", "instruction": "Write a haiku", "instances": [{"input": "", "output": "..."}]}
     res = parse_eval_file(jsonl(row, {"instruction": "no reference"}))
     assert res.ok and res.records[0].output == "..." and res.records[1].output == ""
+
+
+def test_deeply_nested_lines_are_a_precise_error_not_a_crash():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    good = b'{"instruction": "a", "output": "b"}'
+    res = parse_training_file(good + b"\n" + deep + b"\n" + b'{"instruction": ' * 70 + b"1" + b"}" * 70 + b"\n")
+    assert [(e.line, e.code) for e in res.errors] == [(2, "json_too_deep"), (3, "json_too_deep")]
+    assert [(e.line, e.code) for e in parse_batch_file(deep).errors] == [(1, "json_too_deep")]  # as a JSON array
+    huge_int = b'{"instruction": "a", "output": ' + b"9" * 5000 + b"}"
+    assert [(e.line, e.code) for e in parse_eval_file(good + b"\n" + huge_int).errors] == [(2, "invalid_json")]
+
+
+def test_a_json_array_error_names_its_line():
+    res = parse_training_file(b'[\n{"instruction": "a", "output": "b"},\n{oops}\n]')
+    assert [(e.line, e.code) for e in res.errors] == [(3, "invalid_json")]

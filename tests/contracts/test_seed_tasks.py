@@ -44,3 +44,7 @@ def test_empty_and_oversized():
     with pytest.raises(SeedFileError) as info:
         parse_seed_file(lines(task(0), task(1, name="x" * 500)), max_line_bytes=200)
     assert [(e.line, e.code) for e in info.value.errors] == [(2, "line_too_long")]
+
+
+def test_deep_nesting_is_named_not_raised():
+    assert errors_of(lines(task(0), b"[" * 100_000 + b"]" * 100_000)) == [(2, "json_too_deep")]
