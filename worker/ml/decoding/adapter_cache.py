@@ -14,8 +14,10 @@ from pathlib import Path
 
 import torch
 
+from contracts.run_config import read_prompt_template
+
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
-ADAPTER_META_FILE = "lorafleet.json"  # written by the fine-tune engine: {"prompt_template": "alpaca", ...}
+ADAPTER_META_FILE = "lorafleet.json"  # legacy {"prompt_template": ...}; adapters now carry config.json
 
 
 class AdapterLoadError(Exception):
@@ -31,7 +33,11 @@ class CachedAdapter:
 
 
 def read_adapter_template(adapter_dir: Path) -> str | None:
-    """The prompt template recorded by the fine-tune engine in ``lorafleet.json``, if any."""
+    """The prompt template the adapter was trained with: from the run's ``config.json`` (written by
+    the fine-tune engine), else from a legacy ``lorafleet.json``; None when neither records one."""
+    from_config = read_prompt_template(adapter_dir)
+    if from_config is not None:
+        return from_config
     meta = Path(adapter_dir) / ADAPTER_META_FILE
     if not meta.is_file():
         return None
@@ -40,14 +46,6 @@ def read_adapter_template(adapter_dir: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) and value else None
-
-
-def write_adapter_template(adapter_dir: Path, prompt_template: str) -> None:
-    """Record the prompt template an adapter was trained with (for the fine-tune engine to call)."""
-    meta = Path(adapter_dir) / ADAPTER_META_FILE
-    data = json.loads(meta.read_text()) if meta.is_file() else {}
-    data["prompt_template"] = prompt_template
-    meta.write_text(json.dumps(data, indent=2) + "\n")
 
 
 class AdapterCache:

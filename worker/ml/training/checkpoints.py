@@ -2,7 +2,8 @@
 
 Layout: ``<out_dir>/checkpoints/step-<N>/`` holds a PEFT adapter folder (``adapter_config.json``,
 ``adapter_model.safetensors``), ``training_state.pt`` (optimizer, scheduler, RNG) and
-``checkpoint.json`` (step, tokens, metrics, run fingerprint). A checkpoint is written under a
+``checkpoint.json`` (step, tokens, metrics, run fingerprint), plus any ``extra_files`` the caller
+passes (the run's ``config.json``). A checkpoint is written under a
 temporary name and renamed, so a directory named ``step-<N>`` is always complete. The data
 position is the step number: the micro-batch plan is a pure function of (seed, epoch).
 """
@@ -12,6 +13,7 @@ import json
 import re
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +56,10 @@ def save_checkpoint(
     rng_state: dict[str, Any],
     meta: dict[str, Any],
     scaler: Any | None = None,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write ``checkpoints/step-<step>`` atomically and return its path. ``meta`` must be JSON-safe."""
+    """Write ``checkpoints/step-<step>`` atomically and return its path. ``meta`` must be JSON-safe;
+    ``extra_files`` (name -> text) are written into the folder before it gets its final name."""
     root = checkpoints_root(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-step-{step}-{uuid.uuid4().hex[:8]}"
@@ -66,6 +70,7 @@ def save_checkpoint(
             state["scaler"] = scaler.state_dict()
         torch.save(state, tmp / STATE_FILE)
         (tmp / META_FILE).write_text(json.dumps({"step": step, **meta}, indent=1))
+        write_text_files(tmp, extra_files)
         final = checkpoint_path(out_dir, step)
         if final.exists():  # same step written again (a resumed run re-saving): replace it
             shutil.rmtree(final)
@@ -74,6 +79,12 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_text_files(folder: Path, files: Mapping[str, str] | None) -> None:
+    """Write ``name -> text`` into ``folder`` (a temporary folder about to be renamed into place)."""
+    for name, text in (files or {}).items():
+        (Path(folder) / name).write_text(text)
 
 
 def remove_stale_temp_dirs(out_dir: Path) -> None:

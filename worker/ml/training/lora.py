@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from contracts.configs import FinetuneHyperparameters
+from worker.ml.training.checkpoints import write_text_files
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -74,8 +76,9 @@ def _probe_logits(model: Any, probe_ids: torch.Tensor, autocast_dtype: torch.dty
 
 
 def save_adapter(model: Any, out_dir: Path, probe_ids: torch.Tensor | None = None,
-                 autocast_dtype: torch.dtype | None = None) -> Path:
-    """Save the trained adapter to ``out_dir`` (temp name, verified, renamed) and return it.
+                 autocast_dtype: torch.dtype | None = None, extra_files: Mapping[str, str] | None = None) -> Path:
+    """Save the trained adapter to ``out_dir`` (temp name, verified, renamed) and return it;
+    ``extra_files`` (name -> text, e.g. the run's ``config.json``) go in before the rename.
 
     Verification: the files are non-empty, and loading them back as a second adapter on the same
     base gives the same logits as the in-memory adapter on ``probe_ids``.
@@ -86,6 +89,7 @@ def save_adapter(model: Any, out_dir: Path, probe_ids: torch.Tensor | None = Non
     was_training = model.training
     try:
         model.save_pretrained(str(tmp))
+        write_text_files(tmp, extra_files)
         verify_adapter_files(tmp)
         if probe_ids is not None:
             model.eval()

@@ -11,7 +11,6 @@ from worker.ml.decoding.adapter_cache import (
     AdapterCache,
     AdapterLoadError,
     read_adapter_template,
-    write_adapter_template,
 )
 
 tiny_adapters = helpers.tiny_adapters  # shared fixture
@@ -47,10 +46,8 @@ def test_templates_and_errors(base, tiny_adapters, tmp_path):
     assert read_adapter_template(tiny_adapters["A"]) is None
     (tmp_path / "lorafleet.json").write_text("{not json")
     assert read_adapter_template(tmp_path) is None
-    (tmp_path / "lorafleet.json").write_text('{"base_model": "x"}')
-    write_adapter_template(tmp_path, "alpaca_short")
-    assert read_adapter_template(tmp_path) == "alpaca_short"
-    assert json.loads((tmp_path / "lorafleet.json").read_text())["base_model"] == "x"
+    (tmp_path / "lorafleet.json").write_text('{"base_model": "x", "prompt_template": "alpaca_short"}')
+    assert read_adapter_template(tmp_path) == "alpaca_short"  # legacy file (config.json: tests/worker/ml/training)
     cache = AdapterCache(base, capacity_bytes=10**9)
     assert cache.get(tiny_adapters["B"]).prompt_template == "chat"
     with pytest.raises(AdapterLoadError):

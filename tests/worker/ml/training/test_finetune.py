@@ -85,11 +85,11 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tiny_llama_dir, tmp_p
 def test_packing_trains_the_same_steps_with_fewer_passes(tiny_llama_dir, tmp_path, monkeypatch):
     """Packed rows hold the same examples per step with block-diagonal attention: the same losses
     (fp32, no dropout), fewer forward passes."""
-    from worker.ml.training import finetune
+    from worker.ml.training import train_step
 
     passes = []
-    real = finetune._micro_step
-    monkeypatch.setattr(finetune, "_micro_step", lambda model, batch, *a: passes.append(batch["input_ids"].shape)
+    real = train_step.micro_step
+    monkeypatch.setattr(train_step, "micro_step", lambda model, batch, *a: passes.append(batch["input_ids"].shape)
                         or real(model, batch, *a))
     hp = _hp(lora_dropout=0.0, precision="fp32", cutoff_len=128)
     plain, plain_steps = _train(tiny_llama_dir, tmp_path / "plain", hp)
