@@ -14,6 +14,7 @@ class BuiltinModel:
     wheel_glob: str
     gguf_member: str
     description: str
+    architecture: str = "llama"  # its HF ``model_type``: which ``LINEAR_MODULES`` it has
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
@@ -26,3 +27,21 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     ),
 }
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
+
+
+# The linear modules LoRA can target, per architecture (HF ``config.json`` ``model_type``; a GGUF file's
+# ``general.architecture`` uses the same names), as the full module names the loaded model has, with
+# ``{i}`` for a layer index. Checked with transformers' models; lm_head is a plain Linear PEFT can target.
+LAYER_INDEX = "{i}"
+_LLAMA_STYLE = (
+    *(f"model.layers.{LAYER_INDEX}.self_attn.{n}" for n in ("q_proj", "k_proj", "v_proj", "o_proj")),
+    *(f"model.layers.{LAYER_INDEX}.mlp.{n}" for n in ("gate_proj", "up_proj", "down_proj")),
+    "lm_head",
+)
+LINEAR_MODULES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2"), _LLAMA_STYLE),
+    "phi3": (f"model.layers.{LAYER_INDEX}.self_attn.qkv_proj", f"model.layers.{LAYER_INDEX}.self_attn.o_proj",
+             f"model.layers.{LAYER_INDEX}.mlp.gate_up_proj", f"model.layers.{LAYER_INDEX}.mlp.down_proj", "lm_head"),
+    "gpt2": (f"transformer.h.{LAYER_INDEX}.attn.c_attn", f"transformer.h.{LAYER_INDEX}.attn.c_proj",
+             f"transformer.h.{LAYER_INDEX}.mlp.c_fc", f"transformer.h.{LAYER_INDEX}.mlp.c_proj", "lm_head"),
+}

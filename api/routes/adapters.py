@@ -8,31 +8,20 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep
 from api.errors import APIError, not_found
+from api.job_views import job_view
 from api.queue import notify_submitted
+from api.schemas.adapters import AdapterRead
 from api.schemas.common import DeletedRead, ListRead, to_unix
-from api.views import job_view
+from api.schemas.jobs import JobRead
 from models.crud import jobs as job_crud
 from models.job import JobKind
 from models.registry import Adapter, Checkpoint
 
 router = APIRouter(prefix="/adapters", tags=["adapters"])
-
-
-class AdapterRead(BaseModel):
-    id: str
-    object: str = "adapter"
-    name: str
-    base_model: str
-    fine_tuning_job_id: str | None
-    created_at: int
-    config: dict
-    metrics: dict
-    checkpoints: list[str] = []
 
 
 def _view(session, a: Adapter) -> AdapterRead:
@@ -62,7 +51,9 @@ def retrieve_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
     return _view(session, _owned(session, user, adapter_id))
 
 
-@router.get("/{adapter_id}/download")
+@router.get("/{adapter_id}/download", response_class=StreamingResponse,
+            responses={200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "a .tar.gz of the adapter's PEFT folder"}})
 def download_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
     """A .tar.gz of the standard PEFT folder (adapter_config.json + adapter_model.safetensors)."""
     a = _owned(session, user, adapter_id)
@@ -86,7 +77,7 @@ def delete_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
     return DeletedRead(id=a.id, object="adapter")
 
 
-@router.post("/{adapter_id}/export")
+@router.post("/{adapter_id}/export", response_model=JobRead)
 def export_adapter(adapter_id: str, session: SessionDep, user: CurrentUser, request: Request):
     """Merge the adapter into its base weights as a full HF checkpoint (a job on the gpu pool)."""
     a = _owned(session, user, adapter_id)

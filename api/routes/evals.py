@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep
 from api.errors import APIError, not_found
 from api.job_inputs import require_file, resolve_model_ref, teacher_params
+from api.job_kinds import EVAL
+from api.job_views import eval_view
 from api.queue import notify_submitted
-from api.routes.jobs import cancel_job, owned_job_of_kind, page_jobs
-from api.schemas.evals import EvalJobCreate
-from api.views import job_view
+from api.routes.job_lifecycle import kind_router, owned_job_param
+from api.schemas.evals import EvalJobCreate, EvalJobRead
 from models.crud import jobs as job_crud
 from models.job import Job, JobKind, JobStatus
 from models.registry import Adapter, Checkpoint
+from models.storage import ArtifactStore
 
-router = APIRouter(prefix="/evals/jobs", tags=["evals"])
+router = kind_router(EVAL)
+OwnedEvalJob = owned_job_param(EVAL)
 
 
 def fine_tuning_models(session, user, job_id: str) -> list[tuple[str, str]]:
@@ -59,25 +62,15 @@ def plan_models(session, user, body: EvalJobCreate) -> tuple[str, list[str]]:
     return bases[0], list(names)
 
 
-def eval_view(job: Job, session=None, report: dict | None = None) -> dict:
-    view = job_view(job, session).model_dump()
-    p, r = job.params, job.result or {}
-    view.update({
-        "object": "eval.job", "eval_file": p.get("eval_file"), "models": p.get("models"),
-        "fine_tuning_job": p.get("fine_tuning_job"), "metrics": p.get("metrics"), "sampling": p.get("sampling"),
-        "limit": p.get("limit"), "judge": p.get("judge"), "report_file_id": r.get("report_file_id"),
-        "scores": r.get("models"),
-    })
-    if report is not None:
-        view["report"] = report
-    return view
+
+def read_report(store: ArtifactStore, job: Job) -> dict | None:
+    """The job's report file (None until it is written, or once deleted)."""
+    file_id = (job.result or {}).get("report_file_id")
+    path = store.path(f"files/{job.owner_id}/{file_id}") if file_id else None
+    return json.loads(path.read_text()) if path is not None and path.exists() else None
 
 
-def _get(session, user, job_id: str) -> Job:
-    return owned_job_of_kind(session, user, job_id, JobKind.eval.value, "eval job", "eval_job_id")
-
-
-@router.post("")
+@router.post("", response_model=EvalJobRead)
 def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser, settings: SettingsDep,
                     request: Request):
     f = require_file(session, user, body.eval_file, "eval_file", ("evals",))
@@ -93,25 +86,7 @@ def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser,
     return eval_view(job, session)
 
 
-@router.get("")
-def list_eval_jobs(session: SessionDep, user: CurrentUser, after: str | None = None,
-                   limit: int = Query(20, ge=1, le=100)):
-    data, has_more = page_jobs(session, user, JobKind.eval.value, after, limit, lambda j: eval_view(j, None))
-    return {"object": "list", "data": data, "has_more": has_more}
-
-
-@router.get("/{job_id}")
-def retrieve_eval_job(job_id: str, session: SessionDep, user: CurrentUser, store: StoreDep,
-                      include_report: bool = True):
-    job = _get(session, user, job_id)
-    report = None
-    file_id = (job.result or {}).get("report_file_id")
-    if include_report and file_id:
-        path = store.path(f"files/{job.owner_id}/{file_id}")
-        report = json.loads(path.read_text()) if path.exists() else None
-    return eval_view(job, session, report)
-
-
-@router.post("/{job_id}/cancel")
-def cancel_eval_job(job_id: str, session: SessionDep, user: CurrentUser):
-    return eval_view(cancel_job(session, _get(session, user, job_id)), session)
+@router.get("/{job_id}", response_model=EvalJobRead)
+def retrieve_eval_job(session: SessionDep, store: StoreDep, job: OwnedEvalJob,
+                      include_report: bool = Query(True, description="add the full report once it is written")):
+    return eval_view(job, session, report=read_report(store, job) if include_report else None)

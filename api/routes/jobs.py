@@ -1,117 +1,49 @@
-"""Every job kind's shared surface: retrieve, list, cancel, pause/resume, events (paged and live SSE)."""
+"""``/v1/jobs``: every job of the caller, whatever its kind: the shared routes (``job_lifecycle``), a list
+that filters by kind, and the live event stream (server-sent events)."""
 from __future__ import annotations
 
 import asyncio
 import json
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentUser, OwnedJob, SessionDep, authenticate, owned_job_or_404
-from api.errors import APIError, not_found
-from api.queue import notify_submitted
+from api.deps import CurrentUser, SessionDep
+from api.job_kinds import ANY_JOB, JOB_KINDS
+from api.routes.job_lifecycle import (
+    EVENT_CURSOR,
+    JOB_CURSOR,
+    kind_router,
+    owned_job_param,
+    page_jobs,
+    parse_event_cursor,
+)
 from api.schemas.common import ListRead
-from api.schemas.jobs import EventRead, JobRead
-from api.views import event_view, job_view
+from api.schemas.jobs import JobRead
 from models.crud import jobs as job_crud
 from models.event_bus import event_payload, job_channel
-from models.job import TERMINAL_STATUSES, Job, JobStatus
+from models.job import TERMINAL_STATUSES, Job
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-
-def parse_event_cursor(after: str | None) -> int | None:
-    if after is None:
-        return None
-    raw = after.removeprefix("ev-")
-    if not raw.isdigit():
-        raise APIError(400, "invalid_value", f"'after' must be an event id like 'ev-12', got {after!r}", "after")
-    return int(raw)
-
-
-def page_events(session, job: Job, after: str | None, limit: int, order: str) -> ListRead[EventRead]:
-    rows = job_crud.list_events(session=session, job_id=job.id, after=parse_event_cursor(after), limit=limit + 1,
-                                ascending=(order == "asc"))
-    data = [event_view(e) for e in rows[:limit]]
-    return ListRead(data=data, has_more=len(rows) > limit, first_id=data[0].id if data else None,
-                    last_id=data[-1].id if data else None)
-
-
-def owned_job_of_kind(session, user, job_id: str, kind: str, what: str, param: str) -> Job:
-    """The caller's job of one kind, or a 404 that names the kind's id parameter."""
-    job = job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id, kind=kind)
-    if job is None:
-        raise not_found(what, job_id, param)
-    return job
-
-
-def page_jobs(session, user, kind: str, after: str | None, limit: int, view) -> tuple[list, bool]:
-    """One page of the caller's jobs of a kind, newest first, each through ``view``; and has_more."""
-    rows = job_crud.list_jobs(session=session, owner_id=user.id, kind=kind, after=after, limit=limit + 1)
-    return [view(j) for j in rows[:limit]], len(rows) > limit
-
-
-def cancel_job(session, job: Job) -> Job:
-    job_crud.request_cancel(session=session, job=job)
-    session.commit()
-    return job
+router = kind_router(ANY_JOB)
+OwnedJob = owned_job_param(ANY_JOB)
+SSE_DESCRIPTION = ("Server-sent events: each event as `id: ev-N`, `event: <type>`, `data: <event JSON>`; "
+                   "a final `event: end` with the job's status once it has ended.")
 
 
 @router.get("", response_model=ListRead[JobRead])
-def list_jobs(session: SessionDep, user: CurrentUser, kind: str | None = None, after: str | None = None,
-              limit: int = Query(20, ge=1, le=100)) -> ListRead[JobRead]:
-    rows = job_crud.list_jobs(session=session, owner_id=user.id, kind=kind, after=after, limit=limit + 1)
-    return ListRead(data=[job_view(j) for j in rows[:limit]], has_more=len(rows) > limit)
+def list_jobs(session: SessionDep, user: CurrentUser, request: Request,
+              kind: str | None = Query(None, description=f"only jobs of this kind: {', '.join(JOB_KINDS)}"),
+              after: str | None = Query(None, description=JOB_CURSOR),
+              limit: int = Query(20, ge=1, le=100)):
+    return page_jobs(session, user, ANY_JOB, kind, after, limit, request)
 
 
-@router.get("/{job_id}", response_model=JobRead)
-def retrieve_job(job_id: str, request: Request) -> JobRead:
-    """The endpoint clients poll. Each sync dependency costs a thread-pool hop, and under load every hop
-    waits in line; doing auth and the lookup inline makes a status read one hop instead of five."""
-    with request.app.state.session_factory() as session:
-        job = owned_job_or_404(session, job_id, authenticate(request, session))
-        return job_view(job, session, request.app.state.queue_positions)
-
-
-@router.post("/{job_id}/cancel", response_model=JobRead)
-def cancel(job: OwnedJob, session: SessionDep) -> JobRead:
-    return job_view(cancel_job(session, job), session)
-
-
-@router.post("/{job_id}/pause", response_model=JobRead)
-def pause(job: OwnedJob, session: SessionDep) -> JobRead:
-    if job.status == JobStatus.running.value:
-        job.pause_requested = True
-        job_crud.add_event(session=session, job_id=job.id, message="Pause requested; stopping at the next checkpoint")
-    elif job.status == JobStatus.queued.value:
-        job.status, job.admitted_at = JobStatus.paused.value, None
-        job_crud.add_event(session=session, job_id=job.id, message="Job paused while queued")
-    else:
-        raise APIError(409, "invalid_state", f"a {job.status} job cannot be paused", "job_id")
-    session.commit()
-    return job_view(job, session)
-
-
-@router.post("/{job_id}/resume", response_model=JobRead)
-def resume(job: OwnedJob, session: SessionDep, request: Request) -> JobRead:
-    if job.status != JobStatus.paused.value:
-        raise APIError(409, "invalid_state", f"only paused jobs resume; this one is {job.status}", "job_id")
-    job.status, job.admitted_at, job.pause_requested = JobStatus.queued.value, None, False
-    job_crud.add_event(session=session, job_id=job.id, message="Job resumed; re-queued")
-    session.commit()
-    notify_submitted(request)
-    return job_view(job, session)
-
-
-@router.get("/{job_id}/events", response_model=ListRead[EventRead])
-def list_events(job: OwnedJob, session: SessionDep, after: str | None = None,
-                limit: int = Query(20, ge=1, le=1000), order: str = Query("desc", pattern="^(asc|desc)$")):
-    return page_events(session, job, after, limit, order)
-
-
-@router.get("/{job_id}/events/stream")
-async def stream_events(job: OwnedJob, request: Request, after: str | None = None):
+@router.get("/{job_id}/events/stream", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                             "description": SSE_DESCRIPTION}})
+async def stream_events(request: Request, job: OwnedJob,
+                        after: str | None = Query(None, description=EVENT_CURSOR)):
     """Server-sent events: the stored events after ``after``, then each new one as it happens, until the
     job ends. Redis pub/sub wakes the stream at once; the database is read so nothing is missed."""
     return StreamingResponse(event_stream(request, job.id, parse_event_cursor(after)),

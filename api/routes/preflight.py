@@ -1,28 +1,33 @@
-"""Preflight jobs: what training on a file would see, computed on a worker before any GPU time is spent."""
+"""Preflight jobs: what training on a file would see, computed on a worker before any GPU time is spent.
+Create here; list / retrieve / cancel / events from ``job_lifecycle``."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from api.deps import authenticate
 from api.job_inputs import require_base_model, require_file
+from api.job_kinds import PREFLIGHT
+from api.job_views import job_view
+from api.lora_targets import require_lora_targets
 from api.queue import notify_submitted
+from api.routes.job_lifecycle import kind_router
 from api.schemas.jobs import JobRead, PreflightJobCreate, params_of
-from api.views import job_view
 from models.crud import jobs as job_crud
 from models.job import JobKind
 
-router = APIRouter(prefix="/preflight/jobs", tags=["preflight"])
+router = kind_router(PREFLIGHT)
 
 
 @router.post("", response_model=JobRead, status_code=200)
 def create_preflight_job(body: PreflightJobCreate, request: Request) -> JobRead:
-    with request.app.state.session_factory() as session:  # inline auth: one thread hop (see jobs.retrieve_job)
+    with request.app.state.session_factory() as session:  # inline auth: one thread hop (see job_lifecycle)
         return _create(body, session, authenticate(request, session), request)
 
 
 def _create(body: PreflightJobCreate, session, user, request: Request) -> JobRead:
     require_base_model(session, body.model)
     require_file(session, user, body.training_file, "training_file", ("fine-tune",))
+    require_lora_targets(session, body.model, body.hyperparameters.lora_target_modules, "hyperparameters")
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.preflight, model=body.model,
                               params=params_of(body), user_metadata=body.metadata)
     session.commit()

@@ -78,11 +78,3 @@ class BatchRead(BaseModel):
     metadata: dict[str, str] | None = None
     model: str | None = None
     usage: BatchUsage | None = None
-
-
-class BatchesRead(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[BatchRead]
-    first_id: str | None = None
-    last_id: str | None = None
-    has_more: bool = False

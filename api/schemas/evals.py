@@ -1,9 +1,12 @@
 """lorafleet's eval jobs: score several models on one eval set, outputs side by side."""
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.batches import Precision
+from api.schemas.jobs import JobRead
 from contracts.configs import EvalMetric, SamplingParams, TeacherConfig
 
 
@@ -34,3 +37,20 @@ class EvalJobCreate(BaseModel):
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError("metrics repeat")
         return self
+
+
+class EvalJobRead(JobRead):
+    """The common job object plus what the eval scores and, once done, each model's scores; ``report``
+    (the full report: per-model tables and outputs side by side) on retrieve."""
+
+    object: str = "eval.job"
+    eval_file: str | None = None
+    models: list[str] | None = None
+    fine_tuning_job: str | None = None
+    metrics: list[str] | None = None
+    sampling: dict[str, Any] | None = None
+    limit: int | None = None
+    judge: dict[str, Any] | None = None
+    report_file_id: str | None = None
+    scores: list[dict[str, Any]] | None = Field(None, description="per model: name, scores, errors, examples")
+    report: dict[str, Any] | None = None

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.schemas.jobs import JobRead
 from contracts.configs import FinetuneHyperparameters
 
 
@@ -53,3 +54,38 @@ class CheckpointRead(BaseModel):
     fine_tuning_job_id: str
     step_number: int
     metrics: dict[str, Any] = {}
+
+
+class OpenAIHyperparametersRead(BaseModel):
+    """OpenAI's three hyperparameters, then every lorafleet hyperparameter the job runs with."""
+
+    model_config = ConfigDict(extra="allow")
+    n_epochs: int | float
+    batch_size: int | None = None
+    learning_rate_multiplier: float
+
+
+class SupervisedMethodRead(BaseModel):
+    hyperparameters: OpenAIHyperparametersRead
+
+
+class FineTuningMethodRead(BaseModel):
+    type: Literal["supervised"] = "supervised"
+    supervised: SupervisedMethodRead
+
+
+class FineTuningJobRead(JobRead):
+    """OpenAI's FineTuningJob, field for field, on top of lorafleet's common job object."""
+
+    object: str = "fine_tuning.job"
+    fine_tuned_model: str | None = None
+    organization_id: str
+    hyperparameters: OpenAIHyperparametersRead
+    training_file: str | None = None
+    validation_file: str | None = None
+    result_files: list[str] = Field(default_factory=list)
+    seed: int | None = None
+    trained_tokens: int | None = None
+    integrations: list[dict[str, Any]] = Field(default_factory=list)
+    method: FineTuningMethodRead
+    suffix: str | None = None

@@ -1,8 +1,11 @@
 """Generation (self-instruct) job shapes: the create body is the engine's config plus the seed file."""
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.jobs import JobRead
 from contracts.configs import GenerationJobConfig
 
 
@@ -25,3 +28,19 @@ class GenerationJobResume(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     budget_usd: float | None = Field(None, ge=0, description="the new cap in USD; omit to keep the current one")
+
+
+class GenerationJobRead(JobRead):
+    """The common job object plus the generation config (its teacher without the API key) and the outcome."""
+
+    object: str = "generation.job"
+    method: str | None = None
+    num_instructions: int | None = None
+    teacher: dict[str, Any] | None = Field(None, description="the teacher config, api_key left out")
+    has_teacher_api_key: bool = False
+    seed_file: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict, description="the GenerationJobConfig the job runs with")
+    dataset_id: str | None = None
+    training_file: str | None = None
+    n_kept: int | None = None
+    cost_usd: float | None = None

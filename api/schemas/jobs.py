@@ -1,3 +1,4 @@
+"""The common job object, job events, and the preflight job's create body."""
 from __future__ import annotations
 
 from typing import Any
@@ -14,11 +15,12 @@ class JobError(BaseModel):
 
 
 class JobRead(BaseModel):
-    """The common job object; each kind's route may extend it with its OpenAI-shaped fields."""
+    """The common job object (``GET /v1/jobs/{id}``, preflight and export jobs); each kind with more to say
+    extends it (``FineTuningJobRead``, ``GenerationJobRead``, ``EvalJobRead``)."""
 
     model_config = ConfigDict(extra="allow")
     id: str
-    object: str
+    object: str = Field(description="the kind's object name, e.g. 'fine_tuning.job', 'preflight.job'")
     kind: str
     status: str
     model: str | None
@@ -26,22 +28,22 @@ class JobRead(BaseModel):
     started_at: int | None = None
     finished_at: int | None = None
     error: JobError | None = None
-    progress: dict = {}
+    progress: dict[str, Any] = {}
     estimated_finish: int | None = None
     queue_position: int | None = None
     attempt: int = 0
-    metadata: dict = {}
-    result: dict | None = None
+    metadata: dict[str, Any] = {}
+    result: dict[str, Any] | None = None
 
 
 class EventRead(BaseModel):
-    id: str
+    id: str = Field(description="'ev-<n>'; pass it as 'after' to page on")
     object: str = "fine_tuning.job.event"
     created_at: int
     level: str
     type: str
     message: str
-    data: dict = {}
+    data: dict[str, Any] = {}
 
 
 class PreflightJobCreate(BaseModel):
