@@ -1,0 +1,73 @@
+"""The one model-name resolver: base models, adapters and checkpoints, with and without an owner."""
+from __future__ import annotations
+
+import pytest
+
+from contracts.base_models import BUILTIN_MODELS, DEFAULT_BASE_MODEL
+from contracts.model_refs import ModelNotFound
+from models.crud.jobs import create_job
+from models.crud.model_refs import is_base_model, list_base_models, resolve_model
+from models.job import JobKind
+from models.registry import Adapter, BaseModelEntry, Checkpoint
+
+ADAPTER = f"ft:{DEFAULT_BASE_MODEL}:demo:ftjob-1"
+
+
+@pytest.fixture
+def adapter(session, alice) -> Adapter:
+    job = create_job(session=session, owner_id=alice.id, kind=JobKind.fine_tuning, params={},
+                     model=DEFAULT_BASE_MODEL)
+    row = Adapter(owner_id=alice.id, name=ADAPTER, base_model=DEFAULT_BASE_MODEL, job_id=job.id, path="/a/final",
+                  config={"prompt_template": "chatml"})
+    session.add_all([row, Checkpoint(job_id=job.id, owner_id=alice.id, step_number=2,
+                                     model_name=f"{ADAPTER}:ckpt-step-2", path="/a/ckpt-2")])
+    session.flush()
+    return row
+
+
+def test_builtin_and_registered_base_models(session):
+    session.add(BaseModelEntry(name="local-llama", source="/models/llama", description=""))
+    session.flush()
+    assert is_base_model(session=session, name=DEFAULT_BASE_MODEL)
+    assert is_base_model(session=session, name="local-llama")
+    assert not is_base_model(session=session, name=ADAPTER)
+    listing = list_base_models(session=session)
+    assert [m.name for m in listing] == [*BUILTIN_MODELS, "local-llama"]
+    assert listing[-1].description == "/models/llama" and listing[-1].created_at is not None
+    ref = resolve_model(session=session, name="local-llama", owner_id=None)
+    assert (ref.kind, ref.base_model, ref.target) == ("base", "local-llama", ("local-llama", None, None))
+
+
+def test_adapter_for_its_owner_and_for_the_server(session, adapter, alice):
+    for owner in (alice.id, None):
+        ref = resolve_model(session=session, name=ADAPTER, owner_id=owner)
+        assert (ref.kind, ref.base_model, ref.adapter_path, ref.prompt_template) == (
+            "adapter", DEFAULT_BASE_MODEL, "/a/final", "chatml")
+
+
+def test_checkpoint_is_prompted_like_its_adapter(session, adapter, alice):
+    ref = resolve_model(session=session, name=f"{ADAPTER}:ckpt-step-2", owner_id=alice.id)
+    assert (ref.kind, ref.base_model, ref.adapter_path, ref.prompt_template) == (
+        "checkpoint", DEFAULT_BASE_MODEL, "/a/ckpt-2", "chatml")
+
+
+def test_other_users_models_are_not_found(session, adapter, bob):
+    for name in (ADAPTER, f"{ADAPTER}:ckpt-step-2"):
+        with pytest.raises(ModelNotFound):
+            resolve_model(session=session, name=name, owner_id=bob.id)
+
+
+def test_unknown_names_say_what_is_missing(session, adapter, alice):
+    with pytest.raises(ModelNotFound) as exc:
+        resolve_model(session=session, name="ft:nope", owner_id=alice.id)
+    assert exc.value.message == "The model 'ft:nope' does not exist"
+    with pytest.raises(ModelNotFound) as exc:
+        resolve_model(session=session, name=f"{ADAPTER}:ckpt-step-9", owner_id=alice.id)
+    assert exc.value.message == f"The checkpoint '{ADAPTER}:ckpt-step-9' does not exist"
+
+
+def test_a_checkpoint_goes_with_its_deleted_adapter(session, adapter, alice):
+    session.delete(adapter)
+    session.flush()
+    with pytest.raises(ModelNotFound):
+        resolve_model(session=session, name=f"{ADAPTER}:ckpt-step-2", owner_id=alice.id)

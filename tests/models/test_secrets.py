@@ -1,0 +1,35 @@
+"""Secrets at rest: encrypted with the server key (configured, or a 0600 key file made once)."""
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from models.secrets import decrypt_secret, encrypt_secret
+from models.settings import Settings
+
+
+def settings(tmp_path, key: str = "") -> Settings:
+    return Settings(LORAFLEET_DATA_DIR=str(tmp_path), LORAFLEET_SECRET_KEY=key)
+
+
+def test_round_trip_with_a_configured_key(tmp_path):
+    s = settings(tmp_path, "server-key")
+    token = encrypt_secret(s, "sk-teacher")
+    assert "sk-teacher" not in token
+    assert decrypt_secret(settings(tmp_path / "other", "server-key"), token) == "sk-teacher"
+    assert not (tmp_path / "secret.key").exists()
+
+
+def test_round_trip_with_a_key_file(tmp_path):
+    s = settings(tmp_path)
+    token = encrypt_secret(s, "sk-teacher")
+    key_file = tmp_path / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert decrypt_secret(settings(tmp_path), token) == "sk-teacher"
+
+
+def test_another_key_cannot_decrypt(tmp_path):
+    token = encrypt_secret(settings(tmp_path, "one"), "sk")
+    with pytest.raises(ValueError, match="cannot be decrypted"):
+        decrypt_secret(settings(tmp_path, "two"), token)
