@@ -2,8 +2,7 @@
 
 ``owner_id`` restricts adapters and checkpoints to one user's (the API, and jobs running for a
 user); ``owner_id=None`` skips the check (the internal inference server: the API checked ownership
-before proxying). A checkpoint resolves only while its adapter exists, and is prompted the way its
-adapter was trained.
+before proxying).
 """
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from contracts.base_models import BUILTIN_MODELS
 from contracts.model_refs import ModelNotFound, ModelRef, parse_model_name
+from models.job import Job
 from models.registry import Adapter, BaseModelEntry, Checkpoint
 
 
@@ -44,18 +44,24 @@ def resolve_model(*, session: Session, name: str, owner_id: str | None) -> Model
     """The base model, adapter or checkpoint ``name`` names; raises ``ModelNotFound`` (a LookupError)."""
     if is_base_model(session=session, name=name):
         return ModelRef(name=name, kind="base", base_model=name)
-    parsed = parse_model_name(name)
-    adapter = _owned(session, select(Adapter).where(Adapter.name == parsed.adapter_name), owner_id)
+    if parse_model_name(name).is_checkpoint:
+        return _checkpoint(session, name, owner_id)
+    adapter = _owned(session, select(Adapter).where(Adapter.name == name), owner_id)
     if adapter is None:
         raise ModelNotFound(name)
-    template = (adapter.config or {}).get("prompt_template")
-    if not parsed.is_checkpoint:
-        return ModelRef(name=name, kind="adapter", base_model=adapter.base_model, adapter_path=adapter.path,
-                        prompt_template=template)
+    return ModelRef(name=name, kind="adapter", base_model=adapter.base_model, adapter_path=adapter.path,
+                    prompt_template=(adapter.config or {}).get("prompt_template"))
+
+
+def _checkpoint(session: Session, name: str, owner_id: str | None) -> ModelRef:
+    """A checkpoint runs on its fine-tuning job's base model, prompted the way that job trained it (it
+    needs no final adapter: a cancelled job's checkpoints stay usable)."""
     ckpt = _owned(session, select(Checkpoint).where(Checkpoint.model_name == name), owner_id)
-    if ckpt is None:
+    job = session.get(Job, ckpt.job_id) if ckpt is not None else None
+    if job is None or not job.model:
         raise ModelNotFound(name, "checkpoint")
-    return ModelRef(name=name, kind="checkpoint", base_model=adapter.base_model, adapter_path=ckpt.path,
+    template = ((job.params or {}).get("hyperparameters") or {}).get("prompt_template")
+    return ModelRef(name=name, kind="checkpoint", base_model=job.model, adapter_path=ckpt.path,
                     prompt_template=template)
 
 
