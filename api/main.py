@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from api.auth_cache import AuthCache
 from api.errors import install_error_handlers
+from api.openapi import finish_openapi
 from api.routes import (
     adapters,
     batches,
@@ -40,6 +41,18 @@ def build_router() -> APIRouter:
                    batches, evals):
         v1.include_router(module.router)
     return v1
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve FastAPI's generated schema finished by ``api.openapi.finish_openapi`` (built once, then cached)."""
+    generate = app.openapi  # FastAPI's: generates once into app.openapi_schema
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            finish_openapi(generate())  # in place
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # (session_factory, settings) -> a started-on-demand dispatcher: ``start()``, ``stop()``, ``join()``, ``wakeup``
@@ -76,6 +89,7 @@ def create_app(settings: Settings | None = None, *, dispatcher_factory: Dispatch
 
     app = FastAPI(title="lorafleet", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(build_router())
     return app

@@ -98,12 +98,13 @@ def parse_openai_body(url: str, body: dict, target: ModelTarget, default_max_tok
     return requests
 
 
-def check_results(results: list[DecodeResult]) -> None:
-    """Raise the first row error as an OpenAI error (context too long: 400; otherwise 500)."""
+def check_results(results: list[DecodeResult], url: str = CHAT_URL) -> None:
+    """Raise the first row error as an OpenAI error (context too long: 400 naming the input of ``url``'s
+    body, ``messages`` or ``prompt``; otherwise 500)."""
     for r in results:
         if r.error is not None:
             if r.error.startswith("context_length_exceeded"):
-                raise RequestError(r.error, "messages", "context_length_exceeded", 400)
+                raise RequestError(r.error, "messages" if url == CHAT_URL else "prompt", "context_length_exceeded", 400)
             raise RequestError(r.error, "model", "model_error", 500, "server_error")
 
 

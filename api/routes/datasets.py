@@ -14,7 +14,7 @@ from typing import Literal
 from fastapi import APIRouter, Query
 
 from api.deps import CurrentUser, SessionDep, StoreDep
-from api.errors import APIError, not_found
+from api.errors import APIError, error_responses, not_found
 from api.schemas.common import ListRead, to_unix
 from api.schemas.datasets import DatasetRead, DatasetRowRead, DatasetRowsRead
 from models.crud import datasets as dataset_crud
@@ -63,7 +63,9 @@ def page_rows(rows: Iterator[tuple[int, dict]], verdict: str, filter_name: str |
 
 
 @router.get("", response_model=ListRead[DatasetRead])
-def list_datasets(session: SessionDep, user: CurrentUser, after: str | None = None,
+def list_datasets(session: SessionDep, user: CurrentUser,
+                  after: str | None = Query(None, description="a dataset id: list the datasets older than it "
+                                            "(the `last_id` of the previous page)"),
                   limit: int = Query(20, ge=1, le=100)) -> ListRead[DatasetRead]:
     rows = dataset_crud.list_datasets(session=session, owner_id=user.id, after=after, limit=limit + 1)
     data = [dataset_view(d) for d in rows[:limit]]
@@ -76,11 +78,12 @@ def retrieve_dataset(dataset_id: str, session: SessionDep, user: CurrentUser) ->
     return dataset_view(_get(session, user, dataset_id))
 
 
-@router.get("/{dataset_id}/rows", response_model=DatasetRowsRead)
+@router.get("/{dataset_id}/rows", response_model=DatasetRowsRead, responses=error_responses(410))
 def list_dataset_rows(dataset_id: str, session: SessionDep, user: CurrentUser, store: StoreDep,
                       verdict: Literal["kept", "rejected"] | None = None,
                       filter: str | None = Query(None, min_length=1, description="rejected rows of one filter"),
-                      after: int | None = Query(None, ge=0, description="index of the last row already seen"),
+                      after: int | None = Query(None, ge=0, description="the `index` of the last row already seen "
+                                                "(the previous page's `next_after`)"),
                       limit: int = Query(20, ge=1, le=1000)) -> DatasetRowsRead:
     ds = _get(session, user, dataset_id)
     if filter is not None and verdict == "kept":

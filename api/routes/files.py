@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import hashlib
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from api.deps import CurrentUser, OwnedFile, SessionDep, SettingsDep, StoreDep
-from api.errors import APIError
+from api.errors import APIError, error_responses
 from api.schemas.common import DeletedRead, ListRead
-from api.schemas.files import UPLOAD_PURPOSES, FileRead
+from api.schemas.files import UPLOAD_BODY, UPLOAD_PURPOSES, FileRead
 from api.views import file_view
 from contracts.records import parse_batch_file, parse_eval_file, parse_training_file
 from models.base import new_id
+from models.crud.files import get_owned_file
 from models.file import File
 
 router = APIRouter(prefix="/files", tags=["files"])
 VALIDATORS = {"fine-tune": parse_training_file, "batch": parse_batch_file, "evals": parse_eval_file}
 MULTIPART_OVERHEAD = 64 * 1024
+CONTENT = {200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                 "description": "the file's bytes, as uploaded"}}
 
 
 def validate_upload(purpose: str, data: bytes, max_line_bytes: int) -> dict:
@@ -37,7 +40,12 @@ def validate_upload(purpose: str, data: bytes, max_line_bytes: int) -> dict:
     return {"format": parsed.format, "n_records": len(parsed.records)}
 
 
-@router.post("", response_model=FileRead)
+def clean_filename(name: str | None) -> str:
+    """The client's file name as stored: no control characters (Postgres refuses NUL), at most 512 chars."""
+    return "".join(c for c in (name or "") if c >= " " and c != "\x7f")[:512] or "upload"
+
+
+@router.post("", response_model=FileRead, responses=error_responses(413), openapi_extra=UPLOAD_BODY)
 async def upload_file(request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
                       store: StoreDep) -> FileRead:
     length = request.headers.get("content-length")
@@ -60,7 +68,7 @@ async def upload_file(request: Request, session: SessionDep, user: CurrentUser, 
     file_id = new_id("file-")
     rel = f"files/{user.id}/{file_id}"
     store.write_bytes(rel, data)
-    row = File(id=file_id, owner_id=user.id, filename=(upload.filename or "upload")[:512], purpose=purpose,
+    row = File(id=file_id, owner_id=user.id, filename=clean_filename(upload.filename), purpose=purpose,
                bytes=len(data), storage_path=rel, sha256=hashlib.sha256(data).hexdigest(), info=info)
     session.add(row)
     session.commit()
@@ -69,13 +77,21 @@ async def upload_file(request: Request, session: SessionDep, user: CurrentUser, 
 
 @router.get("", response_model=ListRead[FileRead])
 def list_files(session: SessionDep, user: CurrentUser, purpose: str | None = None,
+               after: str | None = Query(None, description="a file id: list the files older than it (the "
+                                         "`last_id` of the previous page)"),
                limit: int = Query(10000, ge=1, le=10000)) -> ListRead[FileRead]:
+    """The caller's files, newest first."""
     q = select(File).where(File.owner_id == user.id)
     if purpose:
         q = q.where(File.purpose == purpose)
-    rows = session.execute(q.order_by(File.created_at.desc()).limit(limit)).scalars().all()
-    return ListRead(data=[file_view(f) for f in rows], first_id=rows[0].id if rows else None,
-                    last_id=rows[-1].id if rows else None)
+    anchor = get_owned_file(session=session, file_id=after, owner_id=user.id) if after else None
+    if anchor is not None:
+        q = q.where(or_(File.created_at < anchor.created_at,
+                        and_(File.created_at == anchor.created_at, File.id < anchor.id)))
+    rows = session.execute(q.order_by(File.created_at.desc(), File.id.desc()).limit(limit + 1)).scalars().all()
+    page = rows[:limit]
+    return ListRead(data=[file_view(f) for f in page], has_more=len(rows) > limit,
+                    first_id=page[0].id if page else None, last_id=page[-1].id if page else None)
 
 
 @router.get("/{file_id}", response_model=FileRead)
@@ -83,7 +99,7 @@ def retrieve_file(f: OwnedFile) -> FileRead:
     return file_view(f)
 
 
-@router.get("/{file_id}/content")
+@router.get("/{file_id}/content", response_class=Response, responses=CONTENT)
 def file_content(f: OwnedFile, store: StoreDep):
     return FileResponse(store.path(f.storage_path), media_type="application/octet-stream", filename=f.filename)
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import AdminUser, CurrentUser, SessionDep
-from api.errors import APIError, not_found
+from api.errors import APIError, error_responses, not_found
 from api.schemas.common import ListRead
 from api.schemas.users import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, UserCreate, UserCreated, UserRead
 from api.views import key_view, user_view
@@ -16,7 +16,7 @@ from models.user import ApiKey, User
 router = APIRouter(tags=["users"])
 
 
-@router.post("/users", response_model=UserCreated, status_code=201)
+@router.post("/users", response_model=UserCreated, status_code=201, responses=error_responses(403, 409))
 def create_user_route(body: UserCreate, session: SessionDep, _: AdminUser) -> UserCreated:
     try:
         user, key = create_user(session=session, name=body.name, is_admin=body.is_admin)
@@ -28,7 +28,7 @@ def create_user_route(body: UserCreate, session: SessionDep, _: AdminUser) -> Us
     return UserCreated(**user_view(user).model_dump(), api_key=key)
 
 
-@router.get("/users", response_model=ListRead[UserRead])
+@router.get("/users", response_model=ListRead[UserRead], responses=error_responses(403))
 def list_users(session: SessionDep, _: AdminUser) -> ListRead[UserRead]:
     users = session.execute(select(User).order_by(User.created_at)).scalars()
     return ListRead(data=[user_view(u) for u in users])

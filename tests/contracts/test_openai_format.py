@@ -68,3 +68,10 @@ def test_response_objects_have_openai_shapes():
     with pytest.raises(RequestError) as info:
         check_results([DecodeResult("", "error", 0, 0, error="context_length_exceeded: 9 > 8")])
     assert info.value.code == "context_length_exceeded"
+
+
+@pytest.mark.parametrize("url,param", [(CHAT_URL, "messages"), (COMPLETIONS_URL, "prompt")])
+def test_a_too_long_input_names_the_field_of_its_endpoint(url, param):
+    with pytest.raises(RequestError) as info:
+        check_results([DecodeResult("", "error", 0, 0, error="context_length_exceeded: 9 > 8")], url)
+    assert (info.value.status, info.value.param) == (400, param)

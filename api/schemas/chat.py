@@ -1,0 +1,118 @@
+"""OpenAI's ``/v1/chat/completions`` and ``/v1/completions`` bodies and responses, as this API takes them.
+
+The proxy checks a body against these models (and ``contracts.openai_format.parse_openai_body``, the
+inference server's own check) before forwarding it, so a bad request is a 400 naming its ``param``
+even while the inference server is starting. Fields not declared here are forwarded untouched: the
+server accepts OpenAI's other parameters at their neutral values (``logprobs: false``,
+``presence_penalty: 0``, ``tools: []`` ...) and refuses them otherwise, with ``param`` named.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.openai_format import MAX_N
+
+MAX_TOKENS = 32768  # contracts.configs.SamplingParams.max_new_tokens
+StopSequence = Annotated[str, Field(min_length=1)]
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="`text` parts are read; others are ignored")
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str = Field(description="`system`, `developer`, `user` or `assistant`")
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool | None = Field(None, description="send a last chunk with `usage` and no choices")
+
+
+class CompletionKnobs(BaseModel):
+    """What both endpoints share: the model and the decoding knobs (null means the server's default)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, description="a base model, or the name of one of your adapters")
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description="tokens to generate at most")
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description="wins over `max_tokens`")
+    temperature: float | None = Field(None, ge=0, le=2, description="0: greedy; default 1 (sampling)")
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0, le=100000, description="lorafleet extension; 0 or null: off")
+    num_beams: int | None = Field(None, ge=0, le=16, description="lorafleet extension; >1 needs temperature 0")
+    n: int | None = Field(None, ge=1, le=MAX_N, description="choices per prompt")
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="reproducible sampling (choice i: seed + i)")
+    stop: StopSequence | Annotated[list[StopSequence], Field(max_length=16)] | None = None
+    stream: bool | None = Field(None, description="answer with server-sent events (`text/event-stream`)")
+    stream_options: StreamOptions | None = None
+
+
+class ChatCompletionRequest(CompletionKnobs):
+    messages: list[ChatMessage] = Field(min_length=1, description="the conversation so far")
+
+
+class CompletionRequest(CompletionKnobs):
+    prompt: str | Annotated[list[str], Field(min_length=1)] = Field(description="one prompt, or several")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+
+
+class ChatChoice(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int
+    message: AssistantMessage
+    logprobs: Any = None
+    finish_reason: str | None = None
+
+
+class ChatCompletion(BaseModel):
+    """A ``chat.completion`` object (``contracts.openai_format.completion_body``)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+class TextChoice(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int
+    text: str
+    logprobs: Any = None
+    finish_reason: str | None = None
+
+
+class TextCompletion(BaseModel):
+    """A ``text_completion`` object."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[TextChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
