@@ -68,7 +68,7 @@ def model_flops_utilisation(n_params: int, tokens_per_s: float) -> float | None:
     return round(6 * n_params * tokens_per_s / peak, 4) if peak else None
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--examples", type=int, default=256)
@@ -84,18 +84,71 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, help="output dir (default: a fresh temp dir)")
     ap.add_argument("--random-shape", choices=sorted(RANDOM_SHAPES),
                     help="speed only: a random LLaMA of this shape instead of the embedded model (no eval)")
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def reference_hyperparameters(a: argparse.Namespace):
+    """The reference run's knobs (see the module docstring); batching and length from the command line."""
+    from contracts.configs import FinetuneHyperparameters
+
+    return FinetuneHyperparameters(batch_size=a.batch, micro_batch_size=a.micro_batch, num_epochs=a.epochs,
+                                   cutoff_len=a.cutoff, seed=a.seed, train_on_inputs=a.train_on_inputs,
+                                   warmup_steps=REFERENCE_WARMUP_STEPS, learning_rate=3e-4, lora_r=8, lora_alpha=16,
+                                   lora_dropout=0.05, lora_target_modules=["q_proj", "v_proj"], val_set_size=0,
+                                   precision=a.precision, logging_steps=1, n_checkpoints=1)
+
+
+def timed_training(base: Path, train_examples: list, hp, out: Path, sources) -> tuple[dict, list[dict], float, float]:
+    """Run ``train_lora``; return its result, the per-step metrics, the whole call's and the loop's seconds."""
+    from worker.ml.training.finetune import train_lora
+
+    steps: list[dict] = []
+    marks: list[float] = []
+    start = time.perf_counter()
+    res = train_lora(base_model_dir=base, train_examples=train_examples, val_examples=[], hp=hp, out_dir=out,
+                     on_step=lambda m: (steps.append(m), marks.append(time.perf_counter())), sources=sources)
+    seconds = time.perf_counter() - start
+    # the loop's first step starts after setup; estimate it from the first step's own rate
+    first_step_seconds = steps[0]["tokens"] / max(steps[0]["tokens_per_s"], 1e-9)
+    return res, steps, seconds, marks[-1] - marks[0] + first_step_seconds
+
+
+def speed_report(a: argparse.Namespace, base: Path, res: dict, n_examples: int, seconds: float,
+                 loop_seconds: float) -> dict:
+    """--random-shape: throughput and MFU (parameters counted from the model's config)."""
+    tokens = res["trained_tokens"]
+    cfg = json.loads((base / "config.json").read_text())
+    h, L, ff, v = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"], cfg["vocab_size"]
+    kv = h * cfg["num_key_value_heads"] // cfg["num_attention_heads"]
+    n_params = L * (2 * h * h + 2 * h * kv + 3 * h * ff) + 2 * v * h
+    return {"impl": "lorafleet", "shape": a.random_shape, "precision": res["precision"], "examples": n_examples,
+            "steps": res["steps"], "train_tokens": tokens, "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 1), "loop_tokens_per_s": round(tokens / loop_seconds, 1),
+            "mfu": model_flops_utilisation(n_params, tokens / loop_seconds)}
+
+
+def held_out_loss(a: argparse.Namespace, base: Path, adapter_dir: Path, eval_examples: list) -> float:
+    """fp32 token-weighted loss of the saved adapter, loaded back with plain PEFT, on the held-out rows."""
     import torch
 
-    from contracts.configs import FinetuneHyperparameters
-    from contracts.records import Example
-    from worker.ml.base_models import materialise_builtin
     from worker.ml.training.data import load_tokenizer, tokenize_examples
-    from worker.ml.training.finetune import train_lora
     from worker.ml.training.lora import load_adapter_model
     from worker.ml.training.loss import evaluate_loss
 
+    tokenizer = load_tokenizer(base)
+    held_out = tokenize_examples(eval_examples, tokenizer, cutoff_len=a.cutoff, train_on_inputs=a.train_on_inputs)
+    model = load_adapter_model(base, adapter_dir, device="cpu", dtype=torch.float32)
+    return evaluate_loss(model, held_out, micro_batch_size=a.micro_batch, pad_id=tokenizer.eos_token_id,
+                         device=torch.device("cpu"))["loss"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from contracts.records import Example
+    from contracts.run_config import DataFileRecord, file_sha256
+    from worker.ml.base_models import materialise_builtin
+    from worker.ml.training.run_setup import RunSources
+
+    a = parse_args(argv)
     base = a.base_model or materialise_builtin("smollm2-135m-instruct", DEFAULT_MODELS_DIR)
     if a.random_shape:
         base = random_base_model(a.random_shape, base)
@@ -103,45 +156,22 @@ def main(argv: list[str] | None = None) -> None:
     to_example = lambda i, r: Example(r["instruction"], r.get("input") or "", r["output"], line=i + 1)
     train_examples = [to_example(i, r) for i, r in enumerate(train_rows)]
     eval_examples = [to_example(i, r) for i, r in enumerate(eval_rows)]
-    hp = FinetuneHyperparameters(batch_size=a.batch, micro_batch_size=a.micro_batch, num_epochs=a.epochs,
-                                 cutoff_len=a.cutoff, seed=a.seed, train_on_inputs=a.train_on_inputs,
-                                 warmup_steps=REFERENCE_WARMUP_STEPS, learning_rate=3e-4, lora_r=8, lora_alpha=16,
-                                 lora_dropout=0.05, lora_target_modules=["q_proj", "v_proj"], val_set_size=0,
-                                 precision=a.precision, logging_steps=1, n_checkpoints=1)
+    sources = RunSources(base_model_name=None if a.base_model or a.random_shape else "smollm2-135m-instruct",
+                         data_files=[DataFileRecord(role="training", sha256=file_sha256(a.data),
+                                                    size_bytes=a.data.stat().st_size)])
     out = a.out or Path(tempfile.mkdtemp(prefix="lorafleet-bench-ft-"))
-
-    steps: list[dict] = []
-    marks: list[float] = []
-    start = time.perf_counter()
-    res = train_lora(base_model_dir=base, train_examples=train_examples, val_examples=[], hp=hp, out_dir=out,
-                     on_step=lambda m: (steps.append(m), marks.append(time.perf_counter())))
-    seconds = time.perf_counter() - start
-    # the loop's first step starts after setup; estimate it from the first step's own rate
-    first_step_seconds = steps[0]["tokens"] / max(steps[0]["tokens_per_s"], 1e-9)
-    loop_seconds = marks[-1] - marks[0] + first_step_seconds
-
-    tokens = res["trained_tokens"]
+    res, steps, seconds, loop_seconds = timed_training(base, train_examples, reference_hyperparameters(a), out,
+                                                       sources)
     if a.random_shape:
-        cfg = json.loads((base / "config.json").read_text())
-        h, L, ff, v = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"], cfg["vocab_size"]
-        kv = h * cfg["num_key_value_heads"] // cfg["num_attention_heads"]
-        n_params = L * (2 * h * h + 2 * h * kv + 3 * h * ff) + 2 * v * h
-        print(json.dumps({"impl": "lorafleet", "shape": a.random_shape, "precision": res["precision"],
-                          "examples": len(train_examples), "steps": res["steps"], "train_tokens": tokens,
-                          "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
-                          "loop_tokens_per_s": round(tokens / loop_seconds, 1),
-                          "mfu": model_flops_utilisation(n_params, tokens / loop_seconds)}))
+        print(json.dumps(speed_report(a, base, res, len(train_examples), seconds, loop_seconds)))
         return
-    tokenizer = load_tokenizer(base)
-    held_out = tokenize_examples(eval_examples, tokenizer, cutoff_len=a.cutoff, train_on_inputs=a.train_on_inputs)
-    model = load_adapter_model(base, Path(res["adapter_dir"]), device="cpu", dtype=torch.float32)
-    evaluation = evaluate_loss(model, held_out, micro_batch_size=a.micro_batch, pad_id=tokenizer.eos_token_id,
-                               device=torch.device("cpu"))
+    tokens = res["trained_tokens"]
+    eval_loss = held_out_loss(a, base, Path(res["adapter_dir"]), eval_examples)
     print(json.dumps({"impl": "lorafleet", "precision": res["precision"], "examples": len(train_examples),
                       "steps": res["steps"], "train_tokens": tokens, "seconds": round(seconds, 2),
                       "tokens_per_s": round(tokens / seconds, 1), "loop_seconds": round(loop_seconds, 2),
                       "loop_tokens_per_s": round(tokens / loop_seconds, 1), "first_loss": steps[0]["train_loss"],
-                      "final_loss": steps[-1]["train_loss"], "eval_loss": round(evaluation["loss"], 4)}))
+                      "final_loss": steps[-1]["train_loss"], "eval_loss": round(eval_loss, 4)}))
 
 
 if __name__ == "__main__":

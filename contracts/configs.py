@@ -1,7 +1,9 @@
 """Typed, torch-free configs for every job kind.
 
-The same classes validate API requests, drive the workers and are written next to every artifact
-as ``config.json``. ``extra="forbid"`` everywhere: an unknown key is an error naming the key.
+The same classes validate API requests and drive the workers, and the resolved config is written
+beside what a job produces as ``config.json``: ``FinetuneHyperparameters`` inside every adapter and
+checkpoint folder (``contracts.run_config.RunConfig``), ``GenerationJobConfig`` in a generation
+job's work folder. ``extra="forbid"`` everywhere: an unknown key is an error naming the key.
 Importable by the API process (pydantic only).
 """
 from __future__ import annotations

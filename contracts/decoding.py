@@ -16,7 +16,7 @@ class ModelTarget(NamedTuple):
     """What a model name resolves to: the base model (``adapter_dir=None``) or one adapter folder.
 
     ``prompt_template`` overrides how chat messages / eval rows are rendered; None means the
-    adapter's ``lorafleet.json`` (default "alpaca"), or the tokenizer's chat template for the base.
+    adapter's ``config.json`` (or legacy ``lorafleet.json``; default "alpaca"), or the tokenizer's chat template for the base.
     """
 
     name: str

@@ -5,9 +5,12 @@ default resolved), the prompt template, the base model, the exact data trained o
 versions and the device/precision actually used — so the API, the worker and tools agree on it.
 Serving reads ``prompt_template`` from it to format requests the way the adapter was trained.
 
-``config.json`` sits beside PEFT's ``adapter_config.json``: ``PeftModel.from_pretrained`` reads only
-the latter, and transformers' ``AutoModelForCausalLM.from_pretrained(folder)`` follows
-``adapter_config.json`` to the base model, so neither mistakes this file for a model config.
+``config.json`` sits beside PEFT's ``adapter_config.json``. ``PeftModel.from_pretrained(base, folder)``
+and ``AutoPeftModelForCausalLM.from_pretrained(folder)`` read only the latter and load as before.
+transformers' own ``AutoModelForCausalLM.from_pretrained(folder)`` does not: a folder with both files
+is taken for a full model with an embedded adapter, and this file has no ``model_type`` (load the
+base model and then the adapter instead). The name is the one the design promises; changing
+``RUN_CONFIG_FILE`` (plus the legacy read) is all a rename would take.
 """
 from __future__ import annotations
 

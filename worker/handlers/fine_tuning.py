@@ -6,7 +6,7 @@ from sqlalchemy import select
 from contracts.configs import FinetuneHyperparameters
 from models.db import session_scope
 from models.registry import Adapter, Checkpoint
-from worker.handlers.preflight import load_training_examples
+from worker.handlers.preflight import load_training_examples, load_training_file
 from worker.resources import resolve_base_model_dir
 from worker.runner import JobContext, JobFailed, NextStage
 
@@ -53,26 +53,52 @@ def _record_checkpoint(ctx: JobContext, name: str, info: dict) -> None:
 
 
 def run_fine_tuning_job(ctx: JobContext) -> dict | NextStage:
+    """Validation stage: hand over to the gpu pool. Training stage: train, register the adapter."""
     hp = FinetuneHyperparameters.model_validate(ctx.params["hyperparameters"])
     if ctx.stage == "validating_files":
         return NextStage("gpu", "Files validated; queued for training on the gpu pool",
                          result={"validation": validate_files(ctx, hp)})
+    return train_adapter(ctx, hp)
+
+
+def train_adapter(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
+    """The ``running`` stage: train (resuming from this job's latest checkpoint) and register the adapter."""
     from worker.ml.training.finetune import train_lora
+    from worker.ml.training.run_setup import RunSources
 
     name = adapter_name(ctx.model, ctx.params.get("suffix"), ctx.job_id)
-    train = load_training_examples(ctx, ctx.params["training_file"], "training_file")
-    val = (load_training_examples(ctx, ctx.params["validation_file"], "validation_file")
-           if ctx.params.get("validation_file") else None)
+    train, train_file = load_training_file(ctx, ctx.params["training_file"], "training_file")
+    val, files = None, [train_file]
+    if ctx.params.get("validation_file"):
+        val, val_file = load_training_file(ctx, ctx.params["validation_file"], "validation_file")
+        files.append(val_file)
     with session_scope(ctx.session_factory) as s:
         model_dir = resolve_base_model_dir(s, ctx.settings, ctx.model)
+    _announce_resume(ctx)
+    ctx.emit(f"Training {name} on {len(train)} examples")
+    out = train_lora(base_model_dir=model_dir, train_examples=train, val_examples=val, hp=hp, out_dir=ctx.work_dir,
+                     device=ctx.settings.device, on_step=lambda m: _report_step(ctx, m),
+                     on_checkpoint=lambda info: _record_checkpoint(ctx, name, info), should_stop=ctx.should_stop,
+                     sources=RunSources(base_model_name=ctx.model, data_files=files))
+    if out.get("status") != "succeeded":
+        return {"status": out.get("status", "cancelled"), "steps": out.get("steps")}
+    _register_adapter(ctx, name, hp, out)
+    ctx.report_progress(step=out.get("steps", 1), total=out.get("steps", 1), tokens=out.get("trained_tokens"),
+                        force=True)
+    return {"fine_tuned_model": name, "trained_tokens": out.get("trained_tokens"), "steps": out.get("steps"),
+            "metrics": {k: v for k, v in out.items() if k not in ("adapter_dir",)}, "result_files": []}
 
-    def on_step(m: dict) -> None:
-        ctx.report_progress(step=m["step"], total=m["total_steps"], tokens=m.get("tokens"),
-                            tokens_per_s=m.get("tokens_per_s"))
-        text = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()
-                         if k in ("step", "train_loss", "valid_loss", "learning_rate"))
-        ctx.emit(f"Step {m['step']}/{m['total_steps']}: {text}", type="metrics", data=m)
 
+def _report_step(ctx: JobContext, m: dict) -> None:
+    ctx.report_progress(step=m["step"], total=m["total_steps"], tokens=m.get("tokens"),
+                        tokens_per_s=m.get("tokens_per_s"))
+    text = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()
+                     if k in ("step", "train_loss", "valid_loss", "learning_rate"))
+    ctx.emit(f"Step {m['step']}/{m['total_steps']}: {text}", type="metrics", data=m)
+
+
+def _announce_resume(ctx: JobContext) -> None:
+    """A retried attempt says which checkpoint it continues from (train_lora does the resuming)."""
     from worker.ml.training.checkpoints import latest_checkpoint, read_checkpoint_meta
 
     latest = latest_checkpoint(ctx.work_dir)
@@ -80,19 +106,12 @@ def run_fine_tuning_job(ctx: JobContext) -> dict | NextStage:
         step = read_checkpoint_meta(latest).get("step")
         ctx.emit(f"Resumed from step {step} (checkpoint {latest.name}) on attempt {ctx.attempt}",
                  data={"resumed_from_step": step})
-    ctx.emit(f"Training {name} on {len(train)} examples")
-    out = train_lora(base_model_dir=model_dir, train_examples=train, val_examples=val, hp=hp, out_dir=ctx.work_dir,
-                     device=ctx.settings.device, on_step=on_step,
-                     on_checkpoint=lambda info: _record_checkpoint(ctx, name, info), should_stop=ctx.should_stop)
-    if out.get("status") != "succeeded":
-        return {"status": out.get("status", "cancelled"), "steps": out.get("steps")}
+
+
+def _register_adapter(ctx: JobContext, name: str, hp: FinetuneHyperparameters, out: dict) -> None:
     with session_scope(ctx.session_factory) as s:
         row = s.execute(select(Adapter).where(Adapter.name == name)).scalar_one_or_none() or Adapter(
             owner_id=ctx.owner_id, name=name, base_model=ctx.model, job_id=ctx.job_id, path="")
         row.path, row.config = str(out["adapter_dir"]), hp.model_dump(mode="json")
         row.metrics = {k: v for k, v in out.items() if isinstance(v, (int, float, str)) and k != "adapter_dir"}
         s.add(row)
-    ctx.report_progress(step=out.get("steps", 1), total=out.get("steps", 1), tokens=out.get("trained_tokens"),
-                        force=True)
-    return {"fine_tuned_model": name, "trained_tokens": out.get("trained_tokens"), "steps": out.get("steps"),
-            "metrics": {k: v for k, v in out.items() if k not in ("adapter_dir",)}, "result_files": []}

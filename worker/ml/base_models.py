@@ -95,6 +95,8 @@ def resolve_model_path(name_or_path: str, models_dir: Path) -> Path:
                     finally:
                         shutil.rmtree(work, ignore_errors=True)
         return target
+    if (path / "adapter_config.json").exists():  # its config.json is the run's record, not a model config
+        raise FileNotFoundError(f"{name_or_path!r} is a LoRA adapter folder, not a base model")
     if (path / "config.json").exists():
         return path
     raise FileNotFoundError(f"base model {name_or_path!r} is neither built in, a HF checkpoint dir nor a .gguf file")
