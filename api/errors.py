@@ -14,11 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.schemas.errors import STATUS_MEANINGS, ErrorResponse, error_body
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _TYPE_TAGS = {"str", "int", "float", "bool", "bytes", "dict", "list", "none", "any"}
 
 
@@ -65,6 +67,12 @@ def validation_error(errors: Sequence[dict], status: int = 422) -> APIError:
     return APIError(status, code, message, param, details=details)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path (Starlette's own ``Allow`` names only the first route's)."""
+    return [method for method in _METHODS if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                                                  for route in request.app.router.routes)]
+
+
 def render(exc: APIError) -> JSONResponse:
     type_ = "invalid_request_error" if exc.status < 500 else "server_error"
     if exc.status == 401:
@@ -83,11 +91,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return render(validation_error(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
         code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
                 401: "invalid_api_key"}.get(exc.status_code, "error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(error_body(code, str(exc.detail), None, "invalid_request_error"),
-                            status_code=exc.status_code, headers=exc.headers)  # 405 keeps its Allow header
+                            status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):  # Starlette re-raises it after, so the server logs it

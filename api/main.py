@@ -45,12 +45,13 @@ def build_router() -> APIRouter:
 
 def install_openapi(app: FastAPI) -> None:
     """Serve FastAPI's generated schema finished by ``api.openapi.finish_openapi`` (built once, then cached)."""
-    generate = app.openapi  # FastAPI's: generates once into app.openapi_schema
+    generate = app.openapi  # FastAPI's: generates once (again when routes change) into app.openapi_schema
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            finish_openapi(generate())  # in place
-        return app.openapi_schema
+        schema = generate()
+        if getattr(app.state, "openapi_finished", None) is not schema:
+            app.state.openapi_finished = finish_openapi(schema)  # in place
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
