@@ -120,3 +120,15 @@ def test_kinds_answer_only_their_routes_and_jobs(client, alice, upload):
     assert paused.status_code == 200 and JobRead.model_validate(paused.json()).status == "paused"
     kinds = sorted(j["kind"] for j in client.get("/v1/jobs", headers=alice.headers).json()["data"])
     assert kinds == ["batch", "eval", "fine_tuning"]
+
+
+def test_every_job_route_declares_what_it_answers(app):
+    """``/openapi.json`` describes each job route's success body: a schema for every media type it sends."""
+    prefixes = ("/v1/jobs", "/v1/preflight", "/v1/fine_tuning", "/v1/generation", "/v1/evals", "/v1/batches",
+                "/v1/adapters")
+    paths = {p: ops for p, ops in app.openapi()["paths"].items() if p.startswith(prefixes)}
+    operations = [(p, method, op) for p, ops in paths.items() for method, op in ops.items()]
+    assert len(operations) >= 40 and "/v1/preflight/jobs/{job_id}" in paths and "/v1/batches/{batch_id}" in paths
+    for path, method, op in operations:
+        content = op["responses"]["200"]["content"]
+        assert content and all(media.get("schema") for media in content.values()), (method, path, content)

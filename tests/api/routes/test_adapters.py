@@ -1,0 +1,47 @@
+"""``/v1/adapters``: list, retrieve (by id or model name), download, export (an export job), delete."""
+from __future__ import annotations
+
+import io
+import tarfile
+
+from api.schemas.adapters import AdapterRead
+from api.schemas.common import DeletedRead, ListRead
+from api.schemas.jobs import JobRead
+from tests.api.routes.job_kit import BASE, error_of
+
+URL = "/v1/adapters"
+
+
+def test_an_adapter_from_listing_to_deletion(client, app, alice, bob, tmp_path):
+    from models.db import session_scope
+    from models.registry import Adapter
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text("{}")
+    with session_scope(app.state.session_factory) as s:
+        row = Adapter(owner_id=alice.id, name=f"ft:{BASE}:demo:ftjob-1", base_model=BASE, path=str(folder),
+                      config={"lora_r": 8}, metrics={"loss": 1.0})
+        s.add(row)
+        s.flush()
+        adapter_id, name = row.id, row.name
+    listed = ListRead[AdapterRead].model_validate(client.get(URL, headers=alice.headers).json())
+    assert [a.id for a in listed.data] == [adapter_id]
+    by_name = client.get(f"{URL}/{name}", headers=alice.headers)
+    assert by_name.status_code == 200 and AdapterRead.model_validate(by_name.json()).config == {"lora_r": 8}
+    r = client.get(f"{URL}/{adapter_id}", headers=bob.headers)
+    assert r.status_code == 404 and error_of(r)["param"] == "adapter_id"
+    tar = client.get(f"{URL}/{adapter_id}/download", headers=alice.headers)
+    assert tar.status_code == 200 and tar.headers["content-type"] == "application/gzip"
+    with tarfile.open(fileobj=io.BytesIO(tar.content)) as archive:
+        assert f"{adapter_id}/adapter_config.json" in archive.getnames()
+    export = client.post(f"{URL}/{adapter_id}/export", headers=alice.headers)
+    job = JobRead.model_validate(export.json())
+    assert export.status_code == 200 and job.object == "export.job" and job.kind == "export"
+    assert client.get(f"/v1/jobs/{job.id}", headers=alice.headers).json()["object"] == "export.job"
+    (folder / "adapter_config.json").unlink()
+    gone = client.get(f"{URL}/{adapter_id}/download", headers=alice.headers)
+    assert gone.status_code == 410 and error_of(gone)["code"] == "adapter_missing"
+    deleted = client.delete(f"{URL}/{adapter_id}", headers=alice.headers)
+    assert DeletedRead.model_validate(deleted.json()).deleted and deleted.json()["object"] == "adapter"
+    assert client.get(f"{URL}/{adapter_id}", headers=alice.headers).status_code == 404
