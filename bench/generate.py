@@ -1,4 +1,5 @@
-"""Batched generation benchmark beside ../shared/bench/ref_generate.py (DESIGN.md section 7).
+"""Batched decoding benchmark (``InferenceEngine.generate``) beside ../shared/bench/ref_generate.py
+(DESIGN.md section 7).
 
 Same work as the reference: the first N rows of an eval JSONL, Alpaca prompt (instruction + input
 or instances[0].input), greedy, max-new-tokens, the embedded base model; new tokens are counted up

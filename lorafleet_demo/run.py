@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from worker.ml.evaluation.rouge_l import contains_cjk
 from worker.ml.selfinstruct.seeds import load_seed_tasks
-from worker.ml.selfinstruct.tokenize import contains_cjk
 
 BASE = "smollm2-135m-instruct"
 DEMO_DATA = Path(__file__).parent / "demo_alpaca.json"

@@ -25,8 +25,8 @@ from fastapi.responses import JSONResponse
 
 from tests.support.live_server import LiveServer
 from worker.ml.evaluation.scoring import JUDGE_PROMPT
-from worker.ml.selfinstruct.templates import ALPACA_PROMPT_TXT
-from worker.ml.teachers.remote import CHAT_CONTINUE_INSTRUCTION
+from worker.ml.selfinstruct.published_templates import ALPACA_PROMPT_TXT
+from worker.ml.teachers.continuation import CHAT_CONTINUE_INSTRUCTION
 
 VERBS = ["Describe", "Explain", "Summarize", "Compare", "List", "Classify", "Rewrite", "Evaluate", "Suggest",
          "Outline", "Identify", "Predict", "Estimate", "Design", "Critique", "Recommend", "Contrast", "Rank"]

@@ -13,10 +13,10 @@ from sqlalchemy import text
 from contracts.configs import GenerationFilters
 from tests.integration.adapter_rows import BASE, api
 from tests.integration.conftest import wait_for
+from worker.ml.evaluation.rouge_l import contains_cjk
 from worker.ml.selfinstruct.filters import InstructionFilter, invalid_instance_reason
 from worker.ml.selfinstruct.rouge import RougeFilter
 from worker.ml.selfinstruct.seeds import load_seed_tasks
-from worker.ml.selfinstruct.tokenize import contains_cjk
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FT_HP = {"batch_size": 2, "micro_batch_size": 2, "num_epochs": 1, "learning_rate": 1e-3, "cutoff_len": 256,

@@ -11,10 +11,10 @@ import time
 
 from contracts.decoding import ModelTarget
 from contracts.records import BatchRequest, parse_batch_file
+from models.crud.model_refs import resolve_model
 from models.db import session_scope
 from worker.handlers.job_files import read_owned_file, register_job_file
 from worker.handlers.line_ledger import LineLedger
-from worker.model_resolver import resolve_target
 from worker.resources import resolve_base_model_dir
 from worker.runner import JobContext, JobFailed
 
@@ -25,7 +25,8 @@ def resolve_models(ctx: JobContext, requests: list[BatchRequest]) -> dict[str, t
     with session_scope(ctx.session_factory) as s:
         for name in {r.body["model"] for r in requests}:
             try:
-                out[name] = resolve_target(s, name, ctx.owner_id)
+                ref = resolve_model(session=s, name=name, owner_id=ctx.owner_id)
+                out[name] = ref.base_model, ref.target
             except LookupError:
                 out[name] = None
     return out

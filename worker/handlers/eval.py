@@ -18,12 +18,12 @@ from pathlib import Path
 from contracts.configs import SamplingParams, TeacherConfig
 from contracts.decoding import DecodeResult, ModelTarget
 from contracts.records import parse_eval_file
+from models.crud.model_refs import resolve_model
 from models.db import session_scope
 from worker.handlers.eval_judge import LedgeredJudge
 from worker.handlers.job_files import read_owned_file, register_job_file
 from worker.handlers.line_ledger import ResultLedger
-from worker.ml.teachers.remote import TeacherUnavailableError
-from worker.model_resolver import resolve_target
+from worker.ml.teachers.interface import TeacherUnavailableError
 from worker.resources import resolve_base_model_dir
 from worker.runner import JobContext, JobFailed
 
@@ -34,18 +34,18 @@ def resolve_targets(ctx: JobContext, names: list[str]) -> tuple[str, list[ModelT
     with session_scope(ctx.session_factory) as s:
         for name in names:
             try:
-                base, target = resolve_target(s, name, ctx.owner_id)
+                ref = resolve_model(session=s, name=name, owner_id=ctx.owner_id)
             except LookupError:
                 raise JobFailed("model_not_found", f"The model '{name}' does not exist", "models") from None
-            bases.add(base)
-            targets.append(target)
+            bases.add(ref.base_model)
+            targets.append(ref.target)
     if len(bases) != 1:
         raise JobFailed("model_base_mismatch", f"the models are on different base models {sorted(bases)}", "models")
     return bases.pop(), targets
 
 
-class GenerationsLedger:
-    """Finished (example, model) generations of an eval job, durable per chunk: what a restart skips."""
+class DecodedRowsLedger:
+    """Finished (example, model) decodes of an eval job, durable per chunk: what a restart skips."""
 
     def __init__(self, path: Path, n_examples: int, targets: list[ModelTarget]) -> None:
         self.targets = targets
@@ -83,7 +83,7 @@ def run_eval_job(ctx: JobContext) -> dict:
     engine = InferenceEngine(model_dir, device=ctx.settings.device, dtype=p.get("precision", "auto"))
     ctx.emit(f"Scoring {len(targets)} models on {len(examples)} rows ({', '.join(p['metrics'])}) on {engine.device}",
              data={"models": p["models"], "rows": len(examples)})
-    ledger = GenerationsLedger(ctx.work_dir / "generations.jsonl", len(examples), targets)
+    ledger = DecodedRowsLedger(ctx.work_dir / "generations.jsonl", len(examples), targets)
     done = ledger.done
     if done:
         ctx.emit(f"Resumed on attempt {ctx.attempt}: {len(done)} of {len(examples) * len(targets)} generations were "

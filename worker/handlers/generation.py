@@ -15,14 +15,14 @@ import time
 from contracts.configs import GenerationJobConfig
 from contracts.seed_tasks import SeedFileError, parse_seed_file
 from models.crud.datasets import upsert_job_usage
+from models.crud.files import get_owned_file
 from models.db import session_scope
-from models.file import File
 from models.job import JobKind
 from worker.handlers.generation_dataset import publish_dataset
 from worker.handlers.teachers import make_teacher
 from worker.ml.selfinstruct.pipeline import JobAlreadyRunning, run_generation
 from worker.ml.selfinstruct.seeds import load_seed_tasks
-from worker.ml.teachers.remote import TeacherConfigError, TeacherUnavailableError
+from worker.ml.teachers.interface import TeacherConfigError, TeacherUnavailableError
 from worker.resources import artifact_store
 from worker.runner import JobContext, JobFailed, JobStopped
 
@@ -36,8 +36,8 @@ def load_seeds(ctx: JobContext) -> list[dict]:
     if not file_id:
         return load_seed_tasks()
     with session_scope(ctx.session_factory) as s:
-        f = s.get(File, file_id)
-        if f is None or f.owner_id != ctx.owner_id:
+        f = get_owned_file(session=s, file_id=file_id, owner_id=ctx.owner_id)
+        if f is None:
             raise JobFailed("file_not_found", f"seed file {file_id} no longer exists", "seed_file")
         path = artifact_store(ctx.settings).path(f.storage_path)
     try:

@@ -7,11 +7,13 @@ engine the job already has loaded (the eval job's, when the judge is on the same
 from __future__ import annotations
 
 from contracts.configs import TeacherConfig
+from models.crud.model_refs import resolve_model
 from models.db import session_scope
 from models.secrets import decrypt_secret
+from worker.ml.teachers.costs import configured_price
+from worker.ml.teachers.interface import Teacher
 from worker.ml.teachers.local import LocalTeacher
-from worker.ml.teachers.remote import Teacher, build_teacher, configured_price
-from worker.model_resolver import resolve_target
+from worker.ml.teachers.remote import build_teacher
 from worker.resources import resolve_base_model_dir
 from worker.runner import JobContext, JobFailed
 
@@ -32,8 +34,8 @@ def local_teacher(ctx: JobContext, cfg: TeacherConfig, param: str, engine=None, 
     """The owner's model ``cfg.model`` in-process; ``engine`` is reused when it runs the same base model."""
     with session_scope(ctx.session_factory) as s:
         try:
-            base, target = resolve_target(s, cfg.model, ctx.owner_id)
-            model_dir = resolve_base_model_dir(s, ctx.settings, base)
+            ref = resolve_model(session=s, name=cfg.model, owner_id=ctx.owner_id)
+            model_dir = resolve_base_model_dir(s, ctx.settings, ref.base_model)
         except (LookupError, FileNotFoundError):
             raise JobFailed("model_not_found", f"the {param} model {cfg.model} no longer exists",
                             f"{param}.model") from None
@@ -41,7 +43,7 @@ def local_teacher(ctx: JobContext, cfg: TeacherConfig, param: str, engine=None, 
         from worker.ml.decoding.engine import InferenceEngine
 
         engine = InferenceEngine(model_dir, device=ctx.settings.device)
-    return LocalTeacher(engine, target, api=cfg.api, price=configured_price(cfg), continuation=continuation)
+    return LocalTeacher(engine, ref.target, api=cfg.api, price=configured_price(cfg), continuation=continuation)
 
 
 def make_teacher(ctx: JobContext, cfg: TeacherConfig, *, key_field: str, param: str, engine=None,

@@ -53,15 +53,7 @@ def create_serving_app(engine_factory: Callable[[], object], resolve_model: Call
         return JSONResponse(exc.as_body(), status_code=exc.status)
 
     async def complete(request: Request, url: str):
-        try:
-            body = await request.json()
-        except ValueError:
-            raise RequestError("the request body is not valid JSON", None, "invalid_json") from None
-        if not isinstance(body, dict):
-            raise RequestError("the request body must be a JSON object", None, "invalid_json")
-        name = body.get("model")
-        if not isinstance(name, str) or not name:
-            raise RequestError("'model' is required", "model", "missing_required_parameter")
+        body, name = await _request_body(request)
         try:
             target = await run_in_threadpool(resolve_model, name)
         except LookupError:
@@ -75,7 +67,7 @@ def create_serving_app(engine_factory: Callable[[], object], resolve_model: Call
                                      media_type="text/event-stream")
         job = await batcher.submit(rows)
         results = await job.future
-        check_results(results)
+        check_results(results, url)
         return completion_body(url, name, results, n)
 
     @app.post("/v1/chat/completions")
@@ -97,6 +89,20 @@ def create_serving_app(engine_factory: Callable[[], object], resolve_model: Call
         return {"status": "ok", "batches": len(batcher.batch_job_counts)}
 
     return app
+
+
+async def _request_body(request: Request) -> tuple[dict, str]:
+    """The JSON object of an OpenAI request and its ``model`` name (400 when either is missing)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise RequestError("the request body is not valid JSON", None, "invalid_json") from None
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object", None, "invalid_json")
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        raise RequestError("'model' is required", "model", "missing_required_parameter")
+    return body, name
 
 
 def _event(obj: dict) -> str:
@@ -122,7 +128,7 @@ async def _sse_events(job: BatchJob, url: str, model: str, choices: int, n: int,
         yield _event(stream_chunk(url, rid, created, model, item[0], item[1]))
     try:
         results: list[DecodeResult] = job.future.result()
-        check_results(results)
+        check_results(results, url)
     except RequestError as err:
         yield _event(err.as_body())
         yield "data: [DONE]\n\n"

@@ -1,4 +1,4 @@
-"""Dynamic batching: requests from many users that arrive within a short window are generated
+"""Dynamic batching: requests from many users that arrive within a short window are decoded
 together in one engine call (rows of different adapters share the batch).
 
 One background thread owns the engine (engines are not thread-safe). The asyncio side submits a

@@ -10,9 +10,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from contracts.decoding import ModelTarget
+from models.crud import model_refs
 from models.db import make_engine, make_sessionmaker, session_scope
 from models.settings import Settings
-from worker.model_resolver import resolve_target
 from worker.resources import resolve_base_model_dir
 
 
@@ -26,9 +26,9 @@ def create_service_app(settings: Settings, base_model: str) -> FastAPI:
 
     def resolve_model(name: str) -> ModelTarget:
         with session_scope(factory) as s:
-            base, target = resolve_target(s, name, owner_id=None)
-        if base != base_model:
-            raise LookupError(f"{name} runs on {base}; this server serves {base_model}")
-        return target
+            ref = model_refs.resolve_model(session=s, name=name, owner_id=None)
+        if ref.base_model != base_model:
+            raise LookupError(f"{name} runs on {ref.base_model}; this server serves {base_model}")
+        return ref.target
 
     return create_serving_app(lambda: InferenceEngine(model_dir, device=settings.device), resolve_model)

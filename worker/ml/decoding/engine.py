@@ -1,74 +1,39 @@
-"""Batched generation over one base model with many LoRA adapters mixed in a batch.
+"""Batched decoding over one base model with many LoRA adapters mixed in a batch.
 
 How a call to ``generate`` runs:
 1. every request is rendered and tokenised, and its adapter is fetched from the LRU cache (a row
    whose adapter or prompt is bad gets an error result; the other rows go on);
 2. rows are sorted by prompt length and cut into buckets (``max_batch_size`` rows,
    ``max_batch_tokens`` padded prompt tokens), so little padding is computed;
-3. each bucket is prefilled once with left padding, then decoded token by token with the KV cache;
-   PEFT's mixed-adapter forward gives every row its own adapter (or none); finished rows leave the
-   batch (their cache rows are dropped), so the batch shrinks instead of decoding padding.
-Beam search requests go through ``beam_search.py`` (HF generate, same mixed-adapter hooks).
+3. each bucket is prefilled once with left padding (``kv_prefill.py``), then decoded token by token
+   with the KV cache; PEFT's mixed-adapter forward gives every row its own adapter (or none);
+   finished rows leave the batch (their cache rows are dropped), so the batch shrinks instead of
+   decoding padding.
+Beam search requests go through ``beams.py`` (HF generate, same mixed-adapter routing). The helpers
+get the public ``LoadedModel`` (model, tokenizer, pad/EOS ids, adapter routing) and ``DecodeRow``s.
 
 Not thread-safe: one thread owns an engine (the serving batcher, or a Celery task).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import torch
 
 from contracts.decoding import DecodeRequest, DecodeResult
-from worker.ml.decoding.adapter_cache import BASE_ADAPTER, AdapterCache, AdapterLoadError
+from worker.ml.decoding.adapter_cache import AdapterLoadError
+from worker.ml.decoding.beams import generate_beams
 from worker.ml.decoding.detokenize import TextAccumulator
 from worker.ml.decoding.kv_prefill import prefill
+from worker.ml.decoding.loaded_model import LoadedModel
 from worker.ml.decoding.request_prompts import CHAT_TEMPLATE, render_instruction, render_messages
+from worker.ml.decoding.rows import DecodeRow
 from worker.ml.decoding.sampling import make_generator, select_next_tokens
 
 DEFAULT_ADAPTER_CACHE_BYTES = 1 << 30  # LoRA weights kept resident (r=8 q/v on a 7B model is ~17 MB)
 DeltaCallback = Callable[[int, str], None]  # (request index, new text)
 ResultCallback = Callable[[int, DecodeResult], None]  # (request index, its finished result)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """"auto": bf16 where the hardware runs it natively (CUDA, or a CPU with AVX512-BF16/AMX), else
-    fp16 on old GPUs and fp32 on other CPUs. bf16 may change a few greedy answers; fp32 does not."""
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-    if dtype != "auto":
-        if dtype not in names:
-            raise ValueError(f"unknown dtype {dtype!r}; choose auto or one of {sorted(names)}")
-        return names[dtype]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu":
-        try:
-            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            native = False
-        return torch.bfloat16 if native else torch.float32
-    return torch.float32
-
-
-@dataclass
-class _Row:
-    index: int  # position in the caller's request list
-    request: DecodeRequest
-    prompt_ids: list[int]
-    adapter: str  # PEFT adapter name, or BASE_ADAPTER
-    acc: TextAccumulator | None = None
-    out_ids: list[int] = field(default_factory=list)
-    finish: str | None = None
 
 
 class TextStream:
@@ -94,26 +59,14 @@ class InferenceEngine:
     def __init__(self, base_model_dir: Path, device: str = "auto", dtype: str = "auto",
                  adapter_cache_bytes: int = DEFAULT_ADAPTER_CACHE_BYTES, max_batch_size: int = 32,
                  max_batch_tokens: int = 16384) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.base_model_dir = Path(base_model_dir)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.loaded = LoadedModel.load(self.base_model_dir, device, dtype, adapter_cache_bytes)
+        self.model, self.tokenizer, self.adapters = self.loaded.model, self.loaded.tokenizer, self.loaded.adapters
+        self.device, self.dtype = self.loaded.device, self.loaded.dtype
+        self.max_positions = self.loaded.max_positions
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.prefill_group_min_tokens = 512  # a prefill group is split off only past this many real tokens
-        self.tokenizer = AutoTokenizer.from_pretrained(self.base_model_dir)
-        self.tokenizer.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(self.base_model_dir, dtype=self.dtype)
-        self.model.to(self.device).eval()
-        self.adapters = AdapterCache(self.model, adapter_cache_bytes)
-        self._lora_layers: tuple[int, list[torch.nn.Module]] = (0, [])  # (adapter loads seen, LoRA layers)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        eos = self.model.generation_config.eos_token_id
-        self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        if self.tokenizer.eos_token_id is not None:
-            self.eos_ids.add(self.tokenizer.eos_token_id)
-        self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 1 << 30))
 
     # --- prompts
     def prompt_template_for(self, adapter_dir: Path | None) -> str:
@@ -133,7 +86,7 @@ class InferenceEngine:
         text, special = render_messages(request.messages, template, self.tokenizer)
         return self.tokenizer(text, add_special_tokens=special).input_ids
 
-    # --- generation
+    # --- decoding
     def generate(self, requests: list[DecodeRequest], on_delta: DeltaCallback | None = None,
                  on_result: ResultCallback | None = None, is_cancelled: Callable[[int], bool] | None = None
                  ) -> list[DecodeResult]:
@@ -153,26 +106,6 @@ class InferenceEngine:
         results: list[DecodeResult] = [None]  # type: ignore[list-item]
         return TextStream(((i, d) for i, d, _ in self._run([request], results, stream=True)), results)
 
-    @contextmanager
-    def adapter_names(self, names: list[str]):
-        """Route each batch row through its own adapter (PEFT mixed-batch forward) for the block."""
-        if self.adapters.peft_model is None:
-            if any(n != BASE_ADAPTER for n in names):
-                raise RuntimeError("adapter rows without a loaded adapter")
-            yield
-            return
-        if self._lora_layers[0] != self.adapters.loads:  # adapters were loaded: find the LoRA layers again
-            from peft.tuners.lora import LoraLayer
-
-            self._lora_layers = (self.adapters.loads, [m for m in self.model.modules() if isinstance(m, LoraLayer)])
-        hook = partial(_inject_adapter_names, names=list(names))
-        handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in self._lora_layers[1]]
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
-
     def _run(self, requests: list[DecodeRequest], results: list[DecodeResult], stream: bool,
              is_cancelled: Callable[[int], bool] | None = None) -> Iterator[tuple[int, str, bool]]:
         """Yields (request index, new text, finished) events; fills ``results`` as rows finish."""
@@ -183,12 +116,9 @@ class InferenceEngine:
         pinned = {r.adapter for r in rows}
         self.adapters.evict(pinned)
         beam_rows = [r for r in rows if r.request.num_beams > 1]
-        if beam_rows:
-            from worker.ml.decoding.beams import generate_beams
-
-            for row, result in generate_beams(self, beam_rows):
-                results[row.index] = result
-                yield row.index, result.text, True
+        for row, result in generate_beams(self.loaded, beam_rows, self.max_batch_size):
+            results[row.index] = result
+            yield row.index, result.text, True
         for bucket in self._buckets([r for r in rows if r.request.num_beams == 1]):
             for row in bucket:
                 if stream or row.request.stop:
@@ -198,12 +128,12 @@ class InferenceEngine:
                     results[row.index] = self._result(row)
                 yield row.index, delta, row.finish is not None
 
-    def _prepare(self, requests: list[DecodeRequest], results: list[DecodeResult]) -> list[_Row]:
+    def _prepare(self, requests: list[DecodeRequest], results: list[DecodeResult]) -> list[DecodeRow]:
         rows = []
         for i, req in enumerate(requests):
             try:
                 ids = self.encode(req)
-                adapter = BASE_ADAPTER if req.adapter_dir is None else self.adapters.get(req.adapter_dir).name
+                adapter = self.loaded.adapter_name(req.adapter_dir)
             except (AdapterLoadError, ValueError) as exc:
                 results[i] = DecodeResult("", "error", 0, 0, error=str(exc))
                 continue
@@ -214,12 +144,12 @@ class InferenceEngine:
                     f"context_length_exceeded: {len(ids)} prompt tokens + {req.max_new_tokens} new tokens > "
                     f"{self.max_positions}"))
             else:
-                rows.append(_Row(i, req, ids, adapter))
+                rows.append(DecodeRow(i, req, ids, adapter))
         return rows
 
-    def _buckets(self, rows: list[_Row]) -> Iterator[list[_Row]]:
+    def _buckets(self, rows: list[DecodeRow]) -> Iterator[list[DecodeRow]]:
         """Length-sorted buckets bounded by rows and by KV-cache tokens (padded prompt + new tokens)."""
-        bucket: list[_Row] = []
+        bucket: list[DecodeRow] = []
         for row in sorted(rows, key=lambda r: len(r.prompt_ids)):
             span = len(row.prompt_ids) + max([row.request.max_new_tokens] + [r.request.max_new_tokens for r in bucket])
             if bucket and (len(bucket) >= self.max_batch_size or span * (len(bucket) + 1) > self.max_batch_tokens):
@@ -229,11 +159,11 @@ class InferenceEngine:
         if bucket:
             yield bucket
 
-    def _decode(self, rows: list[_Row], is_cancelled: Callable[[int], bool] | None = None
-                ) -> Iterator[tuple[_Row, str]]:
+    def _decode(self, rows: list[DecodeRow], is_cancelled: Callable[[int], bool] | None = None
+                ) -> Iterator[tuple[DecodeRow, str]]:
         """Prefill the bucket, then decode with the KV cache until every row finished; finished
         rows leave the batch."""
-        cache, mask, logits = prefill(self, rows)
+        cache, mask, logits = prefill(self.loaded, rows, self.prefill_group_min_tokens)
         positions = mask.sum(-1) - 1  # position of each row's last prompt token
         generators = [make_generator(r.request) for r in rows]
         while True:
@@ -256,17 +186,17 @@ class InferenceEngine:
                     tokens, mask, positions = tokens[index], mask[index], positions[index]
                 rows = [rows[j] for j in keep]
                 generators = [generators[j] for j in keep]
-            with torch.inference_mode(), self.adapter_names([r.adapter for r in rows]):
+            with torch.inference_mode(), self.loaded.adapter_rows([r.adapter for r in rows]):
                 mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
                 positions = positions + 1
                 logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
                                     cache=cache, use_cache=True).logits[:, -1]
 
-    def _advance(self, row: _Row, token: int) -> str:
+    def _advance(self, row: DecodeRow, token: int) -> str:
         """Record one new token of a row; return its new visible text and set ``finish`` when done."""
         row.out_ids.append(token)
         delta = ""
-        if token in self.eos_ids:
+        if token in self.loaded.eos_ids:
             row.finish = "stop"
         elif row.acc is not None:
             delta, hit = row.acc.push(token)
@@ -278,14 +208,10 @@ class InferenceEngine:
             delta += row.acc.flush()
         return delta
 
-    def _result(self, row: _Row) -> DecodeResult:
-        body = row.out_ids[:-1] if row.out_ids and row.out_ids[-1] in self.eos_ids else row.out_ids
+    def _result(self, row: DecodeRow) -> DecodeResult:
+        body = row.out_ids[:-1] if row.out_ids and row.out_ids[-1] in self.loaded.eos_ids else row.out_ids
         text = self.tokenizer.decode(body, skip_special_tokens=True)
         if row.acc is not None and row.acc.stopped_at >= 0:
             text = row.acc.text[:row.acc.stopped_at]
         return DecodeResult(text, row.finish or "length", len(row.prompt_ids), len(row.out_ids))
 
-
-def _inject_adapter_names(module, args, kwargs, names: list[str]):
-    kwargs["adapter_names"] = names
-    return args, kwargs

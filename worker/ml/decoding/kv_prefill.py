@@ -7,16 +7,17 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from worker.ml.decoding.loaded_model import LoadedModel
+from worker.ml.decoding.rows import DecodeRow
+
 if TYPE_CHECKING:
     from transformers import DynamicCache
 
-    from worker.ml.decoding.engine import InferenceEngine, _Row
 
-
-def prefill_groups(rows: list[_Row], min_tokens: int = 512, max_waste: float = 0.25) -> list[list[_Row]]:
+def prefill_groups(rows: list[DecodeRow], min_tokens: int = 512, max_waste: float = 0.25) -> list[list[DecodeRow]]:
     """Split length-sorted rows where padding would exceed ``max_waste`` of a group's tokens
     (groups keep at least ``min_tokens`` real tokens, so each prefill matmul stays large)."""
-    groups: list[list[_Row]] = [[]]
+    groups: list[list[DecodeRow]] = [[]]
     real = 0
     for row in rows:
         n = len(row.prompt_ids)
@@ -30,29 +31,29 @@ def prefill_groups(rows: list[_Row], min_tokens: int = 512, max_waste: float = 0
     return groups
 
 
-def prefill(engine: InferenceEngine, rows: list[_Row]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+def prefill(lm: LoadedModel, rows: list[DecodeRow], min_group_tokens: int = 512
+            ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
     """Run the prompts of a length-sorted bucket through the model: (cache, mask, last logits)."""
     from transformers import DynamicCache
 
     parts = []
-    for group in prefill_groups(rows, engine.prefill_group_min_tokens):
-        width = len(group[-1].prompt_ids)
-        ids = torch.full((len(group), width), engine.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        for j, r in enumerate(group):
-            ids[j, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
-            mask[j, width - len(r.prompt_ids):] = 1
-        ids, mask = ids.to(engine.device), mask.to(engine.device)
-        cache = DynamicCache(config=engine.model.config)
-        with torch.inference_mode(), engine.adapter_names([r.adapter for r in group]):
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = engine.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                                  use_cache=True, logits_to_keep=1).logits[:, -1]
-        parts.append((cache, mask, logits))
+    for group in prefill_groups(rows, min_group_tokens):
+        cache = DynamicCache(config=lm.model.config)
+        out, _, mask = lm.forward_left_padded([r.prompt_ids for r in group], [r.adapter for r in group],
+                                              cache=cache, use_cache=True, logits_to_keep=1)
+        parts.append((cache, mask, out.logits[:, -1]))
     if len(parts) == 1:
         return parts[0]
+    return _stack_caches(lm, parts)
+
+
+def _stack_caches(lm: LoadedModel, parts: list[tuple[DynamicCache, torch.Tensor, torch.Tensor]]
+                  ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+    """One batch from the prefill groups: each cache and mask left-padded to the widest group."""
+    from transformers import DynamicCache
+
     width = max(m.shape[1] for _, m, _ in parts)
-    merged = DynamicCache(config=engine.model.config)
+    merged = DynamicCache(config=lm.model.config)
     with torch.inference_mode():
         for layer in range(len(parts[0][0].layers)):
             keys = [F.pad(c.layers[layer].keys, (0, 0, width - m.shape[1], 0)) for c, m, _ in parts]

@@ -90,9 +90,9 @@ def run_batch(engine: InferenceEngine, requests: list[BatchRequest], resolve_mod
             counts.failed += 1
 
     def flush() -> None:
-        for item, results in _generate_isolated(engine, pending):
+        for item, results in _decode_isolated(engine, pending):
             try:
-                check_results(results)
+                check_results(results, item.request.url)
             except RequestError as err:
                 emit(error_line(item.request.custom_id, err), False)
                 continue
@@ -141,8 +141,8 @@ def _resolve(resolve_model: ResolveModel, name: Any, cache: dict[str, ModelTarge
     return found
 
 
-def _generate_isolated(engine: InferenceEngine, items: list[_Parsed]):
-    """Generate all items in one engine call; if that call crashes, retry each item alone so that
+def _decode_isolated(engine: InferenceEngine, items: list[_Parsed]):
+    """Decode all items in one engine call; if that call crashes, retry each item alone so that
     one poisonous request fails by itself."""
     rows = [r for item in items for r in item.rows]
     try:

@@ -1,58 +1,37 @@
 """Scores of generated text against references, and of references under a model.
 
 - ``rouge_l``: the same number as ``rouge_score``'s ``RougeScorer(["rougeL"]).score(ref, pred).fmeasure``
-  (its default tokenizer: lowercase, runs of [a-z0-9]; no stemming). Pass ``tokenize`` for other
-  scripts (the default tokenizer drops non-ASCII text, as rouge_score does).
+  (its default tokenizer: lowercase, runs of [a-z0-9]; no stemming), from the LCS and F-measure of
+  ``rouge_l.py`` that the self-instruct filter uses too. Pass ``tokenize`` for other scripts (the
+  default tokenizer drops non-ASCII text, as rouge_score does).
 - ``exact_match``: SQuAD normalisation (lowercase, no punctuation, no articles, single spaces).
 - ``reference_loss``: teacher-forced loss of the reference answer (response tokens + EOS only, as
   in training), batched with left padding; per-example mean NLL and perplexity.
 - ``judge_prompt`` / ``parse_judge_rating``: an LLM judge (any teacher) rates a response 1-10.
-Torch is imported only by ``reference_loss``.
+Torch is imported only by ``reference_loss`` (through ``_chunk_losses``).
 """
 from __future__ import annotations
 
 import math
 import re
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from worker.ml.evaluation.rouge_l import lcs_length, rouge_l_f1, tokenize_rouge_score
+
 if TYPE_CHECKING:
     from contracts.records import Example
     from worker.ml.decoding.engine import InferenceEngine
-
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
-
-
-def rouge_tokenize(text: str) -> list[str]:
-    """rouge_score's default tokenizer (``tokenize.tokenize`` without stemming)."""
-    return [t for t in _NON_ALNUM.sub(" ", text.lower()).split() if t]
+    from worker.ml.decoding.loaded_model import LoadedModel
 
 
-def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b, start=1):
-            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
-        prev = cur
-    return prev[-1]
-
-
-def rouge_l(prediction: str, reference: str, tokenize: Callable[[str], list[str]] = rouge_tokenize) -> float:
+def rouge_l(prediction: str, reference: str, tokenize: Callable[[str], list[str]] = tokenize_rouge_score) -> float:
     """ROUGE-L F1 of a prediction against one reference."""
     pred, ref = tokenize(prediction), tokenize(reference)
-    if not pred or not ref:
-        return 0.0
-    lcs = lcs_length(pred, ref)
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(pred), lcs / len(ref)
-    return 2 * precision * recall / (precision + recall)
+    return rouge_l_f1(lcs_length(ref, pred), len(ref), len(pred))
 
 
 def normalize_answer(text: str) -> str:
@@ -79,42 +58,43 @@ def reference_loss(engine: InferenceEngine, examples: list[Example], adapter_dir
     The prompt is rendered with the model's template; prompt and answer are tokenised together
     and the first ``len(tokenize(prompt))`` tokens are masked, as Alpaca-LoRA's training does.
     """
-    import torch
-
-    tok = engine.tokenizer
-    eos = tok.eos_token_id
-    seqs: list[tuple[list[int], int]] = []  # (ids, number of scored tokens at the end)
-    for ex in examples:
-        prompt, special = engine.render_instruction(ex.instruction, ex.input, adapter_dir, prompt_template)
-        n_prompt = len(tok(prompt, add_special_tokens=special).input_ids)
-        ids = tok(prompt + ex.output, add_special_tokens=special).input_ids + [eos]
-        seqs.append((ids, min(max(len(ids) - n_prompt, 1), len(ids) - 1)))
-    adapter = "__base__" if adapter_dir is None else engine.adapters.get(adapter_dir).name
+    seqs = [_scored_sequence(engine, ex, adapter_dir, prompt_template) for ex in examples]
+    adapter = engine.loaded.adapter_name(adapter_dir)
     engine.adapters.evict({adapter})
     out: list[ReferenceLoss | None] = [None] * len(examples)
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        width = max(len(seqs[i][0]) for i in chunk)
-        tail = max(seqs[i][1] for i in chunk)
-        ids = torch.full((len(chunk), width), engine.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for j, i in enumerate(chunk):
-            row = seqs[i][0]
-            ids[j, width - len(row):] = torch.tensor(row)
-            mask[j, width - len(row):] = 1
-        ids, mask = ids.to(engine.device), mask.to(engine.device)
-        with torch.inference_mode(), engine.adapter_names([adapter] * len(chunk)):
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            # left padding puts every answer at the end: only the last ``tail`` + 1 positions need logits
-            logits = engine.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                  logits_to_keep=tail + 1).logits[:, :-1].float()
-            logprobs = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, -tail:, None])[..., 0]
-        for j, i in enumerate(chunk):
-            n = seqs[i][1]
-            nll = -logprobs[j, tail - n:].sum().item() / n
-            out[i] = ReferenceLoss(nll, math.exp(min(nll, 700.0)), n)
+        for i, loss in zip(chunk, _chunk_losses(engine.loaded, [seqs[i] for i in chunk], adapter)):
+            out[i] = loss
     return out  # type: ignore[return-value]
+
+
+def _scored_sequence(engine: InferenceEngine, ex: Example, adapter_dir: Path | None,
+                     prompt_template: str | None) -> tuple[list[int], int]:
+    """(prompt + answer + EOS token ids, number of answer tokens scored at the end)."""
+    tok = engine.tokenizer
+    prompt, special = engine.render_instruction(ex.instruction, ex.input, adapter_dir, prompt_template)
+    n_prompt = len(tok(prompt, add_special_tokens=special).input_ids)
+    ids = tok(prompt + ex.output, add_special_tokens=special).input_ids + [tok.eos_token_id]
+    return ids, min(max(len(ids) - n_prompt, 1), len(ids) - 1)
+
+
+def _chunk_losses(lm: LoadedModel, seqs: list[tuple[list[int], int]], adapter: str) -> list[ReferenceLoss]:
+    """Teacher-forced losses of one left-padded chunk; left padding puts every answer at the end,
+    so only the last ``tail`` + 1 positions need logits."""
+    import torch
+
+    tail = max(n for _, n in seqs)
+    with torch.inference_mode():
+        out, ids, _ = lm.forward_left_padded([s for s, _ in seqs], [adapter] * len(seqs), logits_to_keep=tail + 1)
+        logits = out.logits[:, :-1].float()
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, -tail:, None])[..., 0]
+    losses = []
+    for j, (_, n) in enumerate(seqs):
+        nll = -logprobs[j, tail - n:].sum().item() / n
+        losses.append(ReferenceLoss(nll, math.exp(min(nll, 700.0)), n))
+    return losses
 
 
 JUDGE_PROMPT = (

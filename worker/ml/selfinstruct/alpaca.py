@@ -14,8 +14,13 @@ from __future__ import annotations
 from worker.ml.selfinstruct.generation_state import GenerationState, RoundResult, screen_instruction
 from worker.ml.selfinstruct.ledger import request_id
 from worker.ml.selfinstruct.parsing import parse_alpaca_response
-from worker.ml.selfinstruct.prompts import ALPACA_PARAMS, TEMPLATE_HASHES, build_alpaca_prompt, with_overrides
-from worker.ml.teachers.remote import TeacherRequest
+from worker.ml.selfinstruct.step_prompts import (
+    ALPACA_PARAMS,
+    TEMPLATE_HASHES,
+    build_alpaca_prompt,
+    with_overrides,
+)
+from worker.ml.teachers.interface import TeacherRequest
 
 
 def seed_example(task: dict) -> dict:

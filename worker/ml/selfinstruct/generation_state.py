@@ -11,7 +11,7 @@ from contracts.configs import GenerationJobConfig
 from worker.ml.selfinstruct.filters import InstructionFilter
 from worker.ml.selfinstruct.ledger import LedgeredTeacher
 from worker.ml.selfinstruct.rouge import RougeFilter
-from worker.ml.teachers.remote import TeacherResponse
+from worker.ml.teachers.interface import TeacherResponse
 
 
 @dataclass

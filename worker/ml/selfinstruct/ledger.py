@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from worker.ml.teachers.remote import DecodingParams, Teacher, TeacherRequest, TeacherResponse
+from worker.ml.teachers.interface import DecodingParams, Teacher, TeacherRequest, TeacherResponse
 
 
 def request_id(*, kind: str, template_hash: str, seed_ids: Sequence[str], round_idx: int, slot: int,

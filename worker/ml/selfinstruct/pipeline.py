@@ -21,14 +21,14 @@ from filelock import FileLock, Timeout
 
 from contracts.configs import GenerationJobConfig
 from contracts.seed_tasks import validate_seed_tasks
+from worker.ml.evaluation.rouge_l import contains_cjk, get_tokenizer
 from worker.ml.selfinstruct.alpaca import run_alpaca_round
 from worker.ml.selfinstruct.filters import InstructionFilter
 from worker.ml.selfinstruct.generation_state import GenerationState
 from worker.ml.selfinstruct.ledger import BudgetExceeded, Ledger, LedgeredTeacher
 from worker.ml.selfinstruct.rouge import RougeFilter
 from worker.ml.selfinstruct.self_instruct import prompt_seed_pool, run_self_instruct_round
-from worker.ml.selfinstruct.tokenize import contains_cjk, get_tokenizer
-from worker.ml.teachers.remote import Teacher
+from worker.ml.teachers.interface import Teacher
 
 EventCallback = Callable[[dict], None]
 

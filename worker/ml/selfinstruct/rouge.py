@@ -14,9 +14,9 @@ Here, only pairs that *could* exceed the threshold are ever scored:
    ``>= alpha`` elements must share an element among their first ``size - alpha + 1``; so each
    pool item is indexed under its prefix only, and a candidate probes its own prefix only.
    (The global order is rebuilt from document frequencies as the pool doubles.)
-3. Survivors are checked with the length and overlap bounds, then scored with an exact
-   bit-parallel LCS (Hyyro's bit-vector algorithm on Python integers: one add, one subtract and
-   three logic ops per token of the shorter side), best bound first.
+3. Survivors are checked with the length and overlap bounds, then scored with the exact
+   bit-parallel LCS of ``evaluation.rouge_l`` (the candidate's match vectors are built once),
+   best bound first.
 
 The final comparison uses rouge_score's own float formula, so ties at exactly the threshold are
 decided identically. Pruning uses a small epsilon on the safe side, never deciding by a bound.
@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from worker.ml.selfinstruct.tokenize import get_tokenizer
+from worker.ml.evaluation.rouge_l import get_tokenizer, lcs_length, lcs_with_masks, rouge_l_f1, token_masks
 
 _EPS = 1e-9
 _OCC_BITS = 8  # element key = token_id << 8 | min(occurrence, 255); merging buckets only adds candidates
@@ -41,38 +41,6 @@ class Verdict(NamedTuple):
     kept: bool
     nearest_index: int | None
     score: float
-
-
-def rouge_l_f1(lcs: int, len_a: int, len_b: int) -> float:
-    """rouge_score's ROUGE-L F-measure, computed with the very same float operations."""
-    if not lcs or not len_a or not len_b:
-        return 0.0
-    precision = lcs / len_b
-    recall = lcs / len_a
-    return 2 * precision * recall / (precision + recall)
-
-
-def lcs_length(a: Sequence, b: Sequence) -> int:
-    """Length of the longest common subsequence (bit-parallel; exact for any lengths)."""
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return 0
-    masks: dict = {}
-    for i, tok in enumerate(b):
-        masks[tok] = masks.get(tok, 0) | (1 << i)
-    return _lcs_with_masks(masks, len(b), a)
-
-
-def _lcs_with_masks(masks: dict, m: int, other: Iterable) -> int:
-    full = (1 << m) - 1
-    v = full
-    get = masks.get
-    for tok in other:
-        u = v & get(tok, 0)
-        if u:
-            v = ((v + u) | (v - u)) & full
-    return m - v.bit_count()
 
 
 class RougeFilter:
@@ -165,9 +133,7 @@ class RougeFilter:
         idx = len(self.texts)
         self.texts.append(text)
         self._seqs.append(seq)
-        counts: dict[int, int] = {}
-        for tok in seq:
-            counts[tok] = counts.get(tok, 0) + 1
+        counts = _token_counts(seq)
         self._counts.append(counts)
         self._df.update(counts.keys())
         if seq:
@@ -198,9 +164,7 @@ class RougeFilter:
                 found.update(posting)
         if not found:
             return Verdict(True, None, 0.0)
-        counts_a: dict[int, int] = {}
-        for tok in seq:
-            counts_a[tok] = counts_a.get(tok, 0) + 1
+        counts_a = _token_counts(seq)
         lo, hi = la * t / (2.0 - t) - _EPS, la * (2.0 - t) / t + _EPS
         bound_t = t - _EPS
         scored = []
@@ -221,18 +185,23 @@ class RougeFilter:
         if not scored:
             return Verdict(True, None, 0.0)
         scored.sort(key=lambda p: (-p[0], p[1]))
-        masks: dict[int, int] = {}
-        for i, tok in enumerate(seq):
-            masks[tok] = masks.get(tok, 0) | (1 << i)
+        masks = token_masks(seq)
         best_idx, best = None, -1.0
         for bound, idx in scored:
             if bound < best - _EPS:
                 break
             other = seqs[idx]
-            lcs = _lcs_with_masks(masks, la, other)
+            lcs = lcs_with_masks(masks, la, other)
             f = rouge_l_f1(lcs, la, len(other))
             if f > best or (f == best and best_idx is not None and idx < best_idx):
                 best_idx, best = idx, f
                 if stop_above and f > t:
                     break
         return Verdict(not best > t, best_idx, max(best, 0.0))
+
+
+def _token_counts(seq: list[int]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for tok in seq:
+        counts[tok] = counts.get(tok, 0) + 1
+    return counts

@@ -29,7 +29,7 @@ from worker.ml.selfinstruct.parsing import (
     parse_generation_instances,
     parse_is_clf,
 )
-from worker.ml.selfinstruct.prompts import (
+from worker.ml.selfinstruct.step_prompts import (
     BOOTSTRAP_PARAMS,
     CLF_PARAMS,
     TEMPLATE_HASHES,
@@ -39,7 +39,7 @@ from worker.ml.selfinstruct.prompts import (
     instances_params,
     with_overrides,
 )
-from worker.ml.teachers.remote import TeacherRequest
+from worker.ml.teachers.interface import TeacherRequest
 
 
 def prompt_seed_pool(state: GenerationState) -> list[dict]:

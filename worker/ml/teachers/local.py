@@ -1,7 +1,7 @@
 """A lorafleet model (a base model, an adapter or a checkpoint) as an in-process teacher.
 
 ``LocalTeacher`` answers the same completion-style ``TeacherRequest``s as ``OpenAITeacher`` with the
-batched ``InferenceEngine`` of the worker that runs the job (its GPU, no HTTP hop), so a generation
+batched ``InferenceEngine`` of the worker that runs the job (its GPU, no HTTP hop), so a self-instruct
 job can use a model the user just fine-tuned without serving it:
 
 - ``api="completions"``: the prompt is the model's raw input (what the published pipelines sent to
@@ -26,17 +26,9 @@ from typing import Literal
 
 from contracts.decoding import DecodeRequest, DecodeResult, ModelTarget
 from worker.ml.decoding.adapter_cache import AdapterLoadError
-from worker.ml.teachers.remote import (
-    ModelPrice,
-    ResponseCallback,
-    TeacherRequest,
-    TeacherResponse,
-    TeacherUsage,
-    apply_stops,
-    chat_content,
-    chat_reply,
-    request_seed,
-)
+from worker.ml.teachers.continuation import apply_stops, chat_content, chat_reply, request_seed, unique_stops
+from worker.ml.teachers.costs import FREE, ModelPrice, TeacherUsage
+from worker.ml.teachers.interface import ResponseCallback, TeacherRequest, TeacherResponse
 
 logger = logging.getLogger(__name__)
 MAX_STOPS = 16  # what the engine's SamplingParams accept
@@ -53,8 +45,8 @@ class LocalTeacher:
         self.target = target
         self.model = target.name
         self.api = api
-        self.continuation = continuation  # chat API: the prompt is text to continue (see teacher.chat_content)
-        self.price = price or ModelPrice(0.0, 0.0)
+        self.continuation = continuation  # chat API: the prompt is text to continue (see continuation.chat_content)
+        self.price = price or FREE
         self.usage = TeacherUsage()
         self._warned_penalties = False
 
@@ -70,7 +62,7 @@ class LocalTeacher:
         rows: list[DecodeRequest] = []
         row_of: list[int] = []  # request index of each engine row
         for i, req in enumerate(requests):
-            row = self._generation_request(req)
+            row = self._decode_request(req)
             if isinstance(row, TeacherResponse):
                 self._answer(answers, i, row, on_response)
             else:
@@ -94,14 +86,14 @@ class LocalTeacher:
         if on_response is not None:
             on_response(resp)
 
-    def _generation_request(self, req: TeacherRequest) -> DecodeRequest | TeacherResponse:
+    def _decode_request(self, req: TeacherRequest) -> DecodeRequest | TeacherResponse:
         p = req.params
         if (p.presence_penalty or p.frequency_penalty) and not self._warned_penalties:
             self._warned_penalties = True
             logger.warning("local teacher %s ignores presence/frequency penalties", self.model)
         sample = p.temperature > 0 and p.top_p > 0  # top_p 0 keeps only the top token: greedy
         common = {"temperature": p.temperature if sample else 0.0, "top_p": p.top_p if sample else 1.0,
-                  "stop": list(dict.fromkeys(s for s in p.stop if s))[:MAX_STOPS], "seed": request_seed(req.request_id),
+                  "stop": unique_stops(p.stop)[:MAX_STOPS], "seed": request_seed(req.request_id),
                   "adapter_dir": self.target.adapter_dir, "prompt_template": self.target.prompt_template}
         if self.api == "chat":
             row = DecodeRequest(messages=[{"role": "user", "content": chat_content(req.prompt, self.continuation)}],

@@ -8,7 +8,8 @@ from contracts.decoding import DecodeRequest
 from contracts.prompts import render_prompt
 from tests.worker.ml.decoding import engine_helpers as helpers
 from tests.worker.ml.decoding.engine_helpers import reference_generate, reference_model
-from worker.ml.decoding.engine import InferenceEngine, resolve_dtype
+from worker.ml.decoding.engine import InferenceEngine
+from worker.ml.decoding.loaded_model import resolve_dtype
 
 tiny_adapters, tiny_engine = helpers.tiny_adapters, helpers.tiny_engine  # shared fixtures
 
@@ -63,7 +64,7 @@ def test_stop_sequence_truncates_and_reports_stop(tiny_engine):
 def test_eos_ends_a_row_with_stop(tiny_engine, monkeypatch):
     first = tiny_engine.tokenizer(tiny_engine.generate([DecodeRequest(prompt="Write", max_new_tokens=1)])[0].text,
                                   add_special_tokens=False).input_ids[0]
-    monkeypatch.setattr(tiny_engine, "eos_ids", {first})
+    monkeypatch.setattr(tiny_engine.loaded, "eos_ids", {first})
     res = tiny_engine.generate([DecodeRequest(prompt="Write", max_new_tokens=8)])[0]
     assert (res.text, res.finish_reason, res.completion_tokens) == ("", "stop", 1)
 

@@ -9,13 +9,13 @@ import torch
 
 from contracts.records import Example
 from tests.worker.ml.decoding import engine_helpers as helpers
+from worker.ml.evaluation.rouge_l import tokenize_rouge_score
 from worker.ml.evaluation.scoring import (
     exact_match,
     judge_prompt,
     parse_judge_rating,
     reference_loss,
     rouge_l,
-    rouge_tokenize,
 )
 
 tiny_adapters, tiny_engine = helpers.tiny_adapters, helpers.tiny_engine  # shared fixtures
@@ -44,7 +44,7 @@ def test_rouge_l_custom_tokenizer_for_other_scripts():
     assert rouge_l("完全不同", "中文文本") == 0.0  # rouge_score's tokenizer drops non-ASCII text
     chars = lambda s: [c for c in s if not c.isspace()]
     assert rouge_l("我喜欢猫", "我喜欢狗", tokenize=chars) == pytest.approx(0.75)
-    assert rouge_tokenize("Hello, World-2!") == ["hello", "world", "2"]
+    assert tokenize_rouge_score("Hello, World-2!") == ["hello", "world", "2"]
 
 
 def test_exact_match_normalises():

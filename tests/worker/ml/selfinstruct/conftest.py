@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from worker.ml.selfinstruct.templates import ALPACA_PROMPT_TXT, CLF_TEMPLATE
-from worker.ml.teachers.remote import TeacherResponse
+from worker.ml.selfinstruct.published_templates import ALPACA_PROMPT_TXT, CLF_TEMPLATE
+from worker.ml.teachers.interface import TeacherResponse
 
 VERBS = ["Describe", "Explain", "Summarize", "Compare", "List", "Classify", "Rewrite", "Translate", "Evaluate",
          "Suggest", "Outline", "Identify", "Predict", "Estimate", "Design", "Critique"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.configs import GenerationFilters
+from worker.ml.evaluation.rouge_l import tokenize_cjk
 from worker.ml.selfinstruct.filters import (
     ALPACA_BLACKLIST,
     SELF_INSTRUCT_BLACKLIST,
@@ -12,7 +13,6 @@ from worker.ml.selfinstruct.filters import (
     has_conflicting_instances,
     invalid_instance_reason,
 )
-from worker.ml.selfinstruct.tokenize import tokenize_cjk
 
 SI = InstructionFilter("self_instruct", GenerationFilters())
 AL = InstructionFilter("alpaca", GenerationFilters())

@@ -5,7 +5,7 @@ import pytest
 
 from tests.worker.ml.selfinstruct.conftest import ScriptedTeacher
 from worker.ml.selfinstruct.ledger import BudgetExceeded, Ledger, LedgeredTeacher, request_id
-from worker.ml.teachers.remote import DecodingParams, TeacherRequest
+from worker.ml.teachers.interface import DecodingParams, TeacherRequest
 
 P = DecodingParams(max_tokens=10, temperature=0.7, top_p=0.5)
 

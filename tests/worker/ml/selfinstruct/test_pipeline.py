@@ -15,7 +15,9 @@ from worker.ml.selfinstruct.filters import InstructionFilter
 from worker.ml.selfinstruct.pipeline import JobAlreadyRunning, run_generation
 from worker.ml.selfinstruct.rouge import RougeFilter
 from worker.ml.selfinstruct.seeds import load_seed_tasks
-from worker.ml.teachers.remote import CHAT_CONTINUE_INSTRUCTION, OpenAITeacher, TeacherResponse
+from worker.ml.teachers.continuation import CHAT_CONTINUE_INSTRUCTION
+from worker.ml.teachers.interface import TeacherResponse
+from worker.ml.teachers.remote import OpenAITeacher
 
 
 def cfg(method="self_instruct", **kw) -> GenerationJobConfig:

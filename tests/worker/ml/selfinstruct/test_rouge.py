@@ -8,8 +8,8 @@ import pytest
 from rouge_score import rouge_scorer
 from rouge_score.rouge_scorer import _score_lcs
 
-from worker.ml.selfinstruct.rouge import RougeFilter, lcs_length, rouge_l_f1
-from worker.ml.selfinstruct.tokenize import tokenize_cjk, tokenize_rouge_score
+from worker.ml.evaluation.rouge_l import lcs_length, rouge_l_f1, tokenize_cjk, tokenize_rouge_score
+from worker.ml.selfinstruct.rouge import RougeFilter
 
 _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 

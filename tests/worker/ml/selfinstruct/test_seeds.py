@@ -8,8 +8,8 @@ import pytest
 
 from contracts.records import parse_training_file
 from contracts.seed_tasks import validate_seed_tasks
+from worker.ml.evaluation.rouge_l import contains_cjk
 from worker.ml.selfinstruct.seeds import BUILTIN_SEED_TASKS, load_seed_tasks
-from worker.ml.selfinstruct.tokenize import contains_cjk
 
 DEMO = Path(__file__).resolve().parents[4] / "lorafleet_demo" / "demo_alpaca.json"
 

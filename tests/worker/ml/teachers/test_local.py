@@ -5,8 +5,10 @@ import pytest
 
 from contracts.decoding import DecodeRequest, ModelTarget
 from tests.worker.ml.decoding import engine_helpers as helpers
+from worker.ml.teachers.continuation import CHAT_CONTINUE_INSTRUCTION
+from worker.ml.teachers.costs import ModelPrice
+from worker.ml.teachers.interface import DecodingParams, TeacherRequest
 from worker.ml.teachers.local import LocalTeacher
-from worker.ml.teachers.remote import CHAT_CONTINUE_INSTRUCTION, DecodingParams, ModelPrice, TeacherRequest
 
 tiny_adapters, tiny_engine = helpers.tiny_adapters, helpers.tiny_engine  # shared fixtures
 

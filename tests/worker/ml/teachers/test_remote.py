@@ -6,18 +6,20 @@ import time
 import pytest
 
 from tests.worker.ml.selfinstruct.openai_stub import StubDelay, StubError, start_stub_server
-from worker.ml.teachers.remote import (
+from worker.ml.teachers.continuation import (
     CHAT_CONTINUE_INSTRUCTION,
-    DecodingParams,
-    ModelPrice,
-    OpenAITeacher,
-    TeacherConfigError,
-    TeacherRequest,
-    TeacherUnavailableError,
     apply_stops,
     request_seed,
     strip_echoed_tail,
 )
+from worker.ml.teachers.costs import ModelPrice
+from worker.ml.teachers.interface import (
+    DecodingParams,
+    TeacherConfigError,
+    TeacherRequest,
+    TeacherUnavailableError,
+)
+from worker.ml.teachers.remote import OpenAITeacher
 
 KEY = "sk-test-SECRET-123456"
 PARAMS = DecodingParams(max_tokens=64, temperature=0.7, top_p=0.5, stop=("\n\n", "\n16", "16.", "16 ."),

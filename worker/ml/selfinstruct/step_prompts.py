@@ -1,4 +1,5 @@
-"""Prompt builders and decoding settings of both published pipelines (pure functions).
+"""The prompt and the published decoding settings of each step of both pipelines (pure functions);
+the few-shot texts they are built from are in ``published_templates.py``.
 
 Self-Instruct (yizhongw/self-instruct): step 1 numbered-list bootstrapping, step 2 "is it
 classification?", step 3 output-first / input-first instance generation. Alpaca
@@ -8,14 +9,14 @@ from __future__ import annotations
 
 import re
 
-from worker.ml.selfinstruct.templates import (
+from worker.ml.selfinstruct.published_templates import (
     ALPACA_PROMPT_TXT,
     CLF_TEMPLATE,
     INPUT_FIRST_TEMPLATE_FOR_GEN,
     OUTPUT_FIRST_TEMPLATE_FOR_CLF,
     template_hash,
 )
-from worker.ml.teachers.remote import DecodingParams
+from worker.ml.teachers.interface import DecodingParams
 
 SELF_INSTRUCT_HEADER = "Come up with a series of tasks:\n"
 SELF_INSTRUCT_CLF_HEADER = (

@@ -1,4 +1,5 @@
-"""Few-shot prompt templates of Self-Instruct steps 2 and 3, and Alpaca's ``prompt.txt``.
+"""The published few-shot template texts (Self-Instruct steps 2 and 3, Alpaca's ``prompt.txt``),
+verbatim data that ``step_prompts.py`` builds each step's prompt from.
 
 Headers, record formats, separators and endings follow the published templates exactly (see
 ../shared/reference/self_instruct_spec.md): ``Task: <instruction>\\nIs it classification? Yes|No``

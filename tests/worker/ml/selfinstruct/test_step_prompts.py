@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from worker.ml.selfinstruct.prompts import (
+from worker.ml.selfinstruct.published_templates import ALPACA_PROMPT_TXT, CLF_TEMPLATE
+from worker.ml.selfinstruct.step_prompts import (
     ALPACA_PARAMS,
     BOOTSTRAP_PARAMS,
     CLF_PARAMS,
@@ -14,7 +15,6 @@ from worker.ml.selfinstruct.prompts import (
     instances_params,
     with_overrides,
 )
-from worker.ml.selfinstruct.templates import ALPACA_PROMPT_TXT, CLF_TEMPLATE
 
 
 def test_bootstrap_prompt_numbering_and_no_trailing_space():
