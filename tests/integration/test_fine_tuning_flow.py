@@ -67,6 +67,33 @@ def response_loss(base_dir: Path, adapter_dir: Path | None, rows) -> float:
     return sum(losses) / len(losses)
 
 
+def assert_run_config(folder: Path, artifact: str, step: int, file_id: str) -> None:
+    """The folder's config.json holds every field, each true of this job (FAST_HP on TRAIN, on CPU)."""
+    import hashlib
+    from importlib import metadata
+
+    from contracts.configs import FinetuneHyperparameters
+    from contracts.run_config import RunConfig, read_run_config
+
+    raw = json.loads((folder / "config.json").read_text())
+    assert set(raw) == set(RunConfig.model_fields)
+    cfg = read_run_config(folder)
+    assert (cfg.artifact, cfg.step, cfg.total_steps) == (artifact, step, 12)
+    assert cfg.hyperparameters == FinetuneHyperparameters.model_validate(FAST_HP)
+    assert cfg.prompt_template == "alpaca"
+    assert cfg.base_model.name == "smollm2-135m-instruct"
+    base_config = Path(cfg.base_model.path) / "config.json"
+    assert cfg.base_model.config_sha256 == hashlib.sha256(base_config.read_bytes()).hexdigest()
+    [data_file] = cfg.data.files
+    assert (data_file.role, data_file.file_id, data_file.size_bytes) == ("training", file_id, len(jsonl(TRAIN)))
+    assert data_file.sha256 == hashlib.sha256(jsonl(TRAIN)).hexdigest()
+    assert (cfg.data.n_train, cfg.data.n_val) == (len(TRAIN), 0) and len(cfg.data.train_examples_sha256) == 64
+    assert {k: cfg.libraries[k] for k in ("transformers", "peft", "lorafleet")} == {
+        k: metadata.version(k) for k in ("transformers", "peft", "lorafleet")}
+    assert cfg.libraries["torch"] == metadata.version("torch") and cfg.libraries["python"]
+    assert cfg.runtime.device == "cpu" and cfg.runtime.precision in ("bf16", "fp32")
+
+
 def test_sdk_fine_tunes_the_real_base_model(openai_client, start_worker, base_model_dir, settings):
     client = openai_client
     f = upload(client, TRAIN)
@@ -96,12 +123,18 @@ def test_sdk_fine_tunes_the_real_base_model(openai_client, start_worker, base_mo
     tar = httpx.get(f"{client.base_url}adapters/{adapter['id']}/download", headers=auth)
     assert tar.status_code == 200 and tar.content[:2] == b"\x1f\x8b"
     from models.db import make_engine, make_sessionmaker
-    from models.registry import Adapter
+    from models.registry import Adapter, Checkpoint
 
     with make_sessionmaker(make_engine(settings.sqlalchemy_url))() as s:
         row = s.query(Adapter).filter_by(name=done.fine_tuned_model).one()
+        checkpoint_rows = {c.step_number: c.path for c in s.query(Checkpoint).filter_by(job_id=job.id)}
     folder = Path(row.path)
     assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").stat().st_size > 10_000
+    # config.json (issue 9): complete and true in the adapter folder and in every checkpoint folder
+    assert_run_config(folder, "adapter", 12, f.id)  # 8 examples, batch 4, 6 epochs
+    assert sorted(checkpoint_rows) == [2, 4, 6, 8, 10, 12]
+    for step, path in checkpoint_rows.items():
+        assert_run_config(Path(path), "checkpoint", step, f.id)
     before, after = response_loss(base_model_dir, None, TRAIN), response_loss(base_model_dir, folder, TRAIN)
     assert after < 0.6 * before, (before, after)
 
