@@ -1,0 +1,100 @@
+"""``/v1/chat/completions`` and ``/v1/completions``: bodies are checked (400 naming ``param``) before any
+proxying; good ones reach the inference server untouched, and its answers come back as they were."""
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from contracts.base_models import BUILTIN_MODELS
+
+BASE = next(iter(BUILTIN_MODELS))
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+async def chunks(content: bytes):
+    for i in range(0, len(content), 7):
+        yield content[i:i + 7]
+
+
+@pytest.fixture
+def inference(monkeypatch, settings):
+    """A stand-in inference server behind the proxy's httpx client; records what reached it."""
+    from api.routes import chat
+
+    seen: list[dict] = []
+    answer: dict = {"status": 200, "json": None, "content": None, "headers": {}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append({"path": request.url.path, "body": json.loads(request.content)})
+        if answer["content"] is not None:  # streamed, as a real server's body is
+            return httpx.Response(answer["status"], content=chunks(answer["content"]), headers=answer["headers"])
+        return httpx.Response(answer["status"], json=answer["json"] or {"object": "chat.completion"})
+
+    real = httpx.AsyncClient
+    monkeypatch.setattr(chat.httpx, "AsyncClient", lambda **kw: real(transport=httpx.MockTransport(handler), **kw))
+    settings.inference_url = "http://inference.test"
+    return seen, answer
+
+
+@pytest.mark.parametrize("path,body,param", [
+    ("/v1/chat/completions", {"model": BASE, "messages": MESSAGES, "max_tokens": -5}, "max_tokens"),
+    ("/v1/chat/completions", {"model": BASE, "messages": []}, "messages"),
+    ("/v1/chat/completions", {"model": BASE, "messages": [{"content": "no role"}]}, "messages.0.role"),
+    ("/v1/chat/completions", {"messages": MESSAGES}, "model"),
+    ("/v1/chat/completions", {"model": BASE, "messages": MESSAGES, "temperature": 5}, "temperature"),
+    ("/v1/chat/completions", {"model": BASE, "messages": MESSAGES, "stop": ["ok", ""]}, "stop"),
+    ("/v1/chat/completions", {"model": BASE, "messages": MESSAGES, "n": 99}, "n"),
+    ("/v1/chat/completions", {"model": BASE, "messages": MESSAGES, "logprobs": True}, "logprobs"),
+    ("/v1/completions", {"model": BASE}, "prompt"),
+    ("/v1/completions", {"model": BASE, "prompt": []}, "prompt"),
+    ("/v1/completions", {"model": BASE, "prompt": "x", "max_completion_tokens": 0}, "max_completion_tokens"),
+])
+def test_bad_bodies_are_400s_naming_the_param_even_with_no_inference_server(client, alice, path, body, param):
+    r = client.post(path, headers=alice.headers, json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param and r.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b"[" * 50_000, b"\xff"])
+def test_a_body_that_is_not_a_json_object_is_a_400(client, alice, content):
+    r = client.post("/v1/chat/completions", headers={**alice.headers, "Content-Type": "application/json"},
+                    content=content)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+
+
+def test_an_unknown_model_is_a_404_and_a_good_body_without_server_a_503(client, alice):
+    r = client.post("/v1/chat/completions", headers=alice.headers, json={"model": "nope", "messages": MESSAGES})
+    assert r.status_code == 404 and r.json()["error"]["param"] == "model"
+    r = client.post("/v1/chat/completions", headers=alice.headers, json={"model": BASE, "messages": MESSAGES})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "no_inference_server"
+    assert client.post("/v1/completions", json={"model": BASE, "prompt": "x"}).status_code == 401
+
+
+def test_the_body_reaches_the_server_untouched_extra_fields_included(client, alice, inference):
+    seen, answer = inference
+    body = {"model": BASE, "messages": MESSAGES, "max_tokens": 4, "user": {"any": "shape"}, "metadata": {"k": 1},
+            "presence_penalty": 0, "top_k": 0, "stream_options": None}
+    answer["json"] = {"id": "chatcmpl-1", "object": "chat.completion", "choices": []}
+    r = client.post("/v1/chat/completions", headers=alice.headers, json=body)
+    assert r.status_code == 200 and r.json() == answer["json"]
+    assert seen == [{"path": "/v1/chat/completions", "body": body}]
+    r = client.post("/v1/completions", headers=alice.headers, json={"model": BASE, "prompt": ["a", "b"]})
+    assert r.status_code == 200 and seen[-1]["path"] == "/v1/completions"
+
+
+def test_streams_and_server_errors_come_back_as_sent(client, alice, inference):
+    _, answer = inference
+    answer.update(content=b'data: {"x": 1}\n\ndata: [DONE]\n\n', headers={"content-type": "text/event-stream"})
+    r = client.post("/v1/chat/completions", headers=alice.headers,
+                    json={"model": BASE, "messages": MESSAGES, "stream": True})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    assert r.text.endswith("data: [DONE]\n\n")
+    answer.update(status=400, content=None, json={"error": {"message": "too long", "type": "invalid_request_error",
+                                                             "param": "prompt", "code": "context_length_exceeded"}})
+    r = client.post("/v1/completions", headers=alice.headers, json={"model": BASE, "prompt": "x" * 100})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
+    answer.update(status=200, content=b"<html>oops", headers={})
+    r = client.post("/v1/completions", headers=alice.headers, json={"model": BASE, "prompt": "x"})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "bad_gateway"
