@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -99,6 +100,13 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(error_body(code, str(exc.detail), None, "invalid_request_error"),
                             status_code=exc.status_code, headers=headers or None)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError):
+        """A value the database cannot hold (a NUL in a text id, an integer past 64 bits): the client's fault."""
+        reason = str(exc.orig or exc).splitlines()[0]
+        return render(APIError(400, "invalid_value", f"a parameter holds a value that cannot be stored or looked "
+                               f"up: {reason}"))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):  # Starlette re-raises it after, so the server logs it

@@ -5,11 +5,12 @@ FastAPI documents the success response and, where a route has parameters, a 422 
 operation document what it really answers, whoever wrote the route:
 
 - every ``/v1`` operation: the bearer security scheme and 401 (with its ``WWW-Authenticate`` header);
-  404 where the path names an object; 400 where there is a body or a query to get wrong; 409 for a
+  404 where the path or the body names an object; 400 where there is any input to get wrong; 409 for a
   POST acting on a named object (``/jobs/{job_id}/pause``: the object's state may forbid it);
 - every 4xx/5xx response (these, FastAPI's 422s, and those a route declares with
   ``responses=error_responses(...)``) carries :class:`~api.schemas.errors.ErrorResponse`;
-- request bodies that routes read themselves (``json_body``) are declared with their model.
+- request bodies that routes read themselves (``json_body``) are declared with their model;
+- a ``text/event-stream`` answer documented as a plain string is documented per event (``itemSchema``).
 """
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ SECURITY_SCHEMES = {"bearerAuth": {"type": "http", "scheme": "bearer",
                                    "description": "an API key: `Authorization: Bearer <key>`"}}
 _FASTAPI_DEFAULT_DESCRIPTIONS = {"", "Validation Error", "Successful Response", "Additional Response"}
 _BODY_MODELS: dict[str, type[BaseModel]] = {}
+SSE_MEDIA_TYPE = "text/event-stream"
+# One server-sent event, as FastAPI's own SSE routes document it (``itemSchema``: each event of the stream).
+SSE_EVENT = {"type": "object", "properties": {"data": {"type": "string"}, "event": {"type": "string"},
+                                              "id": {"type": "string"}, "retry": {"type": "integer", "minimum": 0}}}
+
+
+def event_stream(description: str) -> dict[str, Any]:
+    """``responses=`` content of a ``text/event-stream`` answer."""
+    return {SSE_MEDIA_TYPE: {"itemSchema": {**SSE_EVENT, "description": description}}}
 
 
 def json_body(model: type[BaseModel], description: str | None = None) -> dict[str, Any]:
@@ -64,9 +74,12 @@ def implied_statuses(path: str, method: str, operation: dict[str, Any]) -> set[i
     statuses: set[int] = set()
     if path.startswith("/v1/"):
         statuses.add(401)
-    if any(p.get("in") == "path" for p in params):
-        statuses.update((404, 409) if method == "post" else (404,))
-    if "requestBody" in operation or any(p.get("in") == "query" for p in params):
+    names_object = any(p.get("in") == "path" for p in params)
+    if names_object or "requestBody" in operation:  # bodies name objects too (a model, a training file)
+        statuses.add(404)
+    if names_object and method == "post":
+        statuses.add(409)
+    if "requestBody" in operation or params:  # any input can be wrong (even an id with a NUL in it)
         statuses.add(400)
     return statuses
 
@@ -78,6 +91,10 @@ def document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     for status, extra in error_responses(*implied_statuses(path, method, operation)).items():
         responses.setdefault(str(status), {k: v for k, v in extra.items() if k != "model"})
     for status, response in responses.items():
+        stream = response.get("content", {}).get(SSE_MEDIA_TYPE)
+        if stream is not None and "itemSchema" not in stream:
+            response["content"][SSE_MEDIA_TYPE] = {"itemSchema": {**SSE_EVENT, **stream.get("schema", {}),
+                                                                  "type": "object"}}
         if status[:1] not in "45":
             continue
         response["content"] = {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}

@@ -21,7 +21,7 @@ from starlette.background import BackgroundTask
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.errors import APIError, error_responses, validation_error
 from api.job_inputs import resolve_model_ref
-from api.openapi import json_body
+from api.openapi import event_stream, json_body
 from api.schemas.chat import ChatCompletion, ChatCompletionRequest, CompletionRequest, TextCompletion
 from contracts.decoding import ModelTarget
 from contracts.openai_format import CHAT_URL, COMPLETIONS_URL, RequestError, parse_openai_body
@@ -29,8 +29,7 @@ from models.settings import Settings
 from models.user import User
 
 router = APIRouter(tags=["inference"])
-SSE = {"text/event-stream": {"schema": {"type": "string", "description": "`data: {chunk}` events, then "
-                                        "`data: [DONE]`"}}}
+SSE = event_stream("`data: {chunk}` events (JSON), then `data: [DONE]`")
 
 
 def inference_responses(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
