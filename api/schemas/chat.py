@@ -76,43 +76,37 @@ class AssistantMessage(BaseModel):
     refusal: str | None = None
 
 
-class ChatChoice(BaseModel):
+class ChoiceFields(BaseModel):
     model_config = ConfigDict(extra="allow")
     index: int
+    logprobs: Any = None
+    finish_reason: str | None = None
+
+
+class ChatChoice(ChoiceFields):
     message: AssistantMessage
-    logprobs: Any = None
-    finish_reason: str | None = None
 
 
-class ChatCompletion(BaseModel):
-    """A ``chat.completion`` object (``contracts.openai_format.completion_body``)."""
-
-    model_config = ConfigDict(extra="allow")
-    id: str
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    choices: list[ChatChoice]
-    usage: Usage | None = None
-    system_fingerprint: str | None = None
-
-
-class TextChoice(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    index: int
+class TextChoice(ChoiceFields):
     text: str
-    logprobs: Any = None
-    finish_reason: str | None = None
 
 
-class TextCompletion(BaseModel):
-    """A ``text_completion`` object."""
+class CompletionFields(BaseModel):
+    """What ``chat.completion`` and ``text_completion`` objects share (``contracts.openai_format.completion_body``)."""
 
     model_config = ConfigDict(extra="allow")
     id: str
-    object: Literal["text_completion"] = "text_completion"
     created: int
     model: str
-    choices: list[TextChoice]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+
+
+class ChatCompletion(CompletionFields):
+    object: Literal["chat.completion"] = "chat.completion"
+    choices: list[ChatChoice]
+
+
+class TextCompletion(CompletionFields):
+    object: Literal["text_completion"] = "text_completion"
+    choices: list[TextChoice]

@@ -60,3 +60,9 @@ def test_an_unexpected_failure_is_a_500_in_the_same_shape(app, settings):
 ])
 def test_loc_to_param_drops_locations_and_union_tags(loc, param):
     assert loc_to_param(loc) == param
+
+
+def test_a_value_the_database_cannot_hold_is_a_400_not_a_500(client, alice):
+    for path in ("/v1/files/a%00b", "/v1/fine_tuning/jobs?after=x%00y"):
+        err = error_of(client.get(path, headers=alice.headers), 400)
+        assert err["code"] == "invalid_value" and "NUL" in err["message"]
