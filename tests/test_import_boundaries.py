@@ -8,6 +8,7 @@ interpreter loads.
     contracts (the shared layer) imports pydantic and the standard library only: never torch /
               transformers / peft, the web / database / queue stacks, models, api or worker
     models    never imports api, worker, nor torch / transformers / peft
+    worker    never imports api (it runs on models, the shared layer and worker.ml)
 
 A failure names each offending import as ``file:line imports module (rule)``.
 """
@@ -50,6 +51,7 @@ RULES = (
     Rule("worker.ml", ("models", "api", "worker", *SERVICE_STACKS), allowed=("worker.ml",)),
     Rule("contracts", ("models", "api", "worker", *ML_STACK, *SERVICE_STACKS)),
     Rule("models", ("api", "worker", *ML_STACK)),
+    Rule("worker", ("api",)),
 )
 
 
@@ -118,6 +120,7 @@ def test_a_planted_violation_is_named(tmp_path):
         (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / "api/routes/jobs.py").write_text("import json\n\n\ndef f():\n    from worker.runner import run_job\n")
     (tmp_path / "worker/ml/decoding/engine.py").write_text("from ..training import loop\nfrom ... import runner\n")
+    (tmp_path / "worker/tasks.py").write_text("from models.db import session_scope\nimport api.main\n")
     (tmp_path / "contracts/events.py").write_text("from pydantic import BaseModel\nimport sqlalchemy.orm\n")
     (tmp_path / "models/crud/jobs.py").write_text("from models.db import x\nfrom api import errors\n")
     assert sorted(map(str, check_tree(tmp_path))) == sorted([
@@ -125,6 +128,7 @@ def test_a_planted_violation_is_named(tmp_path):
         f"worker/ml/decoding/engine.py:2 imports worker.runner ({RULES[1]})",
         f"contracts/events.py:2 imports sqlalchemy.orm ({RULES[2]})",
         f"models/crud/jobs.py:2 imports api.errors ({RULES[3]})",
+        f"worker/tasks.py:2 imports api.main ({RULES[4]})",
     ])
 
 
