@@ -14,6 +14,7 @@ from models.crud.users import create_user
 from models.db import session_scope
 from models.job import Job, JobKind
 from models.settings import Settings
+from models.user import User
 from worker.dispatcher import dispatch_once
 
 
@@ -61,6 +62,21 @@ def test_per_user_cap(db_session_factory, clean_jobs, tmp_path):
     for _ in range(3):
         submit(db_session_factory, user)
     assert len(dispatch_once(db_session_factory, settings, lambda j: None)) == 1
+
+
+def test_users_weight_and_cap_from_the_database_reach_the_policy(db_session_factory, clean_jobs, tmp_path):
+    settings = Settings(LORAFLEET_DATA_DIR=str(tmp_path), LORAFLEET_GPU_SLOTS=4, LORAFLEET_MAX_RUNNING_PER_USER=2)
+    vip, other = make_users(db_session_factory, 2)
+    with session_scope(db_session_factory) as s:
+        user = s.get(User, vip)
+        user.share_weight, user.max_running_jobs = 100.0, 3
+        old = job_crud.create_job(session=s, owner_id=vip, kind=JobKind.fine_tuning, params={})
+        old.status, old.compute_seconds = "succeeded", 3600.0
+    vip_jobs = [submit(db_session_factory, vip) for _ in range(3)]
+    other_jobs = [submit(db_session_factory, other) for _ in range(2)]
+    # other's first job goes first (no usage); then vip's weighted usage (3600/100) stays below the charge
+    # of one running job of other, and vip's own cap (3) lets a third job past the default cap (2).
+    assert dispatch_once(db_session_factory, settings, lambda j: None) == [other_jobs[0], *vip_jobs]
 
 
 def test_reaper_requeues_then_fails(db_session_factory, clean_jobs, tmp_path):
