@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import APIError, not_found
 from models.crud import jobs as job_crud
+from models.crud.files import get_owned_file as get_owned_file_row
 from models.crud.users import get_user_by_key
 from models.file import File
 from models.job import Job
@@ -76,8 +77,8 @@ AdminUser = Annotated[User, Depends(get_admin_user)]
 
 
 def get_owned_file(file_id: str, session: SessionDep, user: CurrentUser) -> File:
-    f = session.get(File, file_id)
-    if f is None or f.owner_id != user.id:
+    f = get_owned_file_row(session=session, file_id=file_id, owner_id=user.id)
+    if f is None:
         raise not_found("file", file_id, "file_id")
     return f
 

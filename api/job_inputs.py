@@ -5,17 +5,18 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from api.errors import APIError
-from api.routes.models import known_base_models
 from contracts.configs import TeacherConfig
+from contracts.model_refs import ModelNotFound
+from models.crud.files import get_owned_file
+from models.crud.model_refs import is_base_model, resolve_model
 from models.file import File
-from models.registry import Adapter, Checkpoint
 from models.secrets import encrypt_secret
 from models.settings import Settings
 from models.user import User
 
 
 def require_base_model(session: Session, name: str, param: str = "model") -> str:
-    if name not in known_base_models(session):
+    if not is_base_model(session=session, name=name):
         raise APIError(404, "model_not_found", f"The base model '{name}' does not exist", param)
     return name
 
@@ -24,8 +25,8 @@ def require_file(session: Session, user: User, file_id: str | None, param: str,
                  purposes: tuple[str, ...]) -> File | None:
     if file_id is None:
         return None
-    f = session.get(File, file_id)
-    if f is None or f.owner_id != user.id:
+    f = get_owned_file(session=session, file_id=file_id, owner_id=user.id)
+    if f is None:
         raise APIError(404, "file_not_found", f"No file found with id '{file_id}'", param)
     if f.purpose not in purposes:
         raise APIError(400, "invalid_file_purpose", f"file {file_id} has purpose '{f.purpose}'; "
@@ -34,19 +35,12 @@ def require_file(session: Session, user: User, file_id: str | None, param: str,
 
 
 def resolve_model_ref(session: Session, user: User, name: str, param: str = "model") -> dict:
-    """A model name as users write it -> {name, base_model, adapter_path|None} (owned adapters only)."""
-    if name in known_base_models(session):
-        return {"name": name, "base_model": name, "adapter_path": None}
-    base_name, _, ckpt = name.partition(":ckpt-step-")
-    adapter = session.query(Adapter).filter_by(name=base_name, owner_id=user.id).one_or_none()
-    if adapter is None:
-        raise APIError(404, "model_not_found", f"The model '{name}' does not exist", param)
-    if not ckpt:
-        return {"name": name, "base_model": adapter.base_model, "adapter_path": adapter.path}
-    row = session.query(Checkpoint).filter_by(model_name=name, owner_id=user.id).one_or_none()
-    if row is None:
-        raise APIError(404, "model_not_found", f"The checkpoint '{name}' does not exist", param)
-    return {"name": name, "base_model": adapter.base_model, "adapter_path": row.path}
+    """A model name as users write it -> ``contracts.model_refs.ModelRef`` fields as a dict (name, kind,
+    base_model, adapter_path, prompt_template); the caller's own adapters only, else 404 naming ``param``."""
+    try:
+        return resolve_model(session=session, name=name, owner_id=user.id).model_dump()
+    except ModelNotFound as exc:
+        raise APIError(404, "model_not_found", exc.message, param) from None
 
 
 def teacher_params(session: Session, user: User, settings: Settings, teacher: TeacherConfig, param: str) -> dict:

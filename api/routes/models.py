@@ -8,8 +8,8 @@ from sqlalchemy import select
 from api.deps import CurrentUser, SessionDep
 from api.errors import not_found
 from api.schemas.common import ListRead, to_unix
-from contracts.base_models import BUILTIN_MODELS
-from models.registry import Adapter, BaseModelEntry
+from models.crud.model_refs import list_base_models
+from models.registry import Adapter
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -25,12 +25,9 @@ class ModelRead(BaseModel):
 
 
 def known_base_models(session) -> dict[str, ModelRead]:
-    out = {name: ModelRead(id=name, created=0, owned_by="lorafleet", description=spec.description)
-           for name, spec in BUILTIN_MODELS.items()}
-    for row in session.execute(select(BaseModelEntry)).scalars():
-        out[row.name] = ModelRead(id=row.name, created=to_unix(row.created_at), owned_by="lorafleet",
-                                  description=row.description or row.source)
-    return out
+    return {m.name: ModelRead(id=m.name, created=to_unix(m.created_at) if m.created_at else 0,
+                              owned_by="lorafleet", description=m.description)
+            for m in list_base_models(session=session)}
 
 
 def list_models_for(session, user) -> list[ModelRead]:
