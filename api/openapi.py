@@ -14,6 +14,7 @@ operation document what it really answers, whoever wrote the route:
 """
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel
@@ -85,6 +86,13 @@ def implied_statuses(path: str, method: str, operation: dict[str, Any]) -> set[i
     return statuses
 
 
+def _phrase(status: str) -> str:
+    try:
+        return HTTPStatus(int(status)).phrase
+    except ValueError:
+        return "Error"
+
+
 def document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     if path.startswith("/v1/"):
@@ -98,7 +106,7 @@ def document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
         if status[:1] not in "45":
             continue
         response["content"] = {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}
-        if response.get("description", "") in _FASTAPI_DEFAULT_DESCRIPTIONS:
-            response["description"] = STATUS_MEANINGS.get(int(status), "Error") if status.isdigit() else "Error"
+        if status.isdigit() and response.get("description", "") in _FASTAPI_DEFAULT_DESCRIPTIONS | {_phrase(status)}:
+            response["description"] = STATUS_MEANINGS.get(int(status), _phrase(status))
         if status == "401":
             response["headers"] = error_responses(401)[401]["headers"]

@@ -64,6 +64,7 @@ def test_statuses_routes_raise_themselves_are_documented(spec):
     assert "403" in paths["/v1/users"]["get"]["responses"]
     assert "413" in paths["/v1/files"]["post"]["responses"]
     assert "410" in paths["/v1/datasets/{dataset_id}/rows"]["get"]["responses"]
+    assert "410" in paths["/v1/adapters/{adapter_id}/download"]["get"]["responses"]
     for path in ("/v1/chat/completions", "/v1/completions"):
         assert {"400", "404", "502", "503"} <= set(paths[path]["post"]["responses"])
 
