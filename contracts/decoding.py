@@ -1,4 +1,5 @@
-"""Torch-free request/result types of the inference engine, shared by batch runs and serving."""
+"""Torch-free request/result types of the decoding engine (one row in, one row out), shared by batch runs,
+evals, local teachers and serving."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ class ModelTarget(NamedTuple):
     """What a model name resolves to: the base model (``adapter_dir=None``) or one adapter folder.
 
     ``prompt_template`` overrides how chat messages / eval rows are rendered; None means the
-    adapter's ``config.json`` (or legacy ``lorafleet.json``; default "alpaca"), or the tokenizer's chat template for the base.
+    adapter's ``config.json`` (or legacy ``lorafleet.json``; default "alpaca"), or the tokenizer's chat
+    template for the base.
     """
 
     name: str

@@ -45,9 +45,13 @@ def render_messages(messages: list[dict], template: str, tokenizer: Any) -> tupl
     return render_prompt(instruction, inp, template), True
 
 
+def instruction_message(instruction: str, inp: str) -> dict:
+    """An eval row (instruction + optional input) as the one user message a chat model gets."""
+    return {"role": "user", "content": f"{instruction}\n\n{inp}" if inp else instruction}
+
+
 def render_instruction(instruction: str, inp: str, template: str, tokenizer: Any) -> tuple[str, bool]:
     """An eval row (instruction + optional input) in the given template."""
     if template == CHAT_TEMPLATE:
-        content = f"{instruction}\n\n{inp}" if inp else instruction
-        return render_messages([{"role": "user", "content": content}], template, tokenizer)
+        return render_messages([instruction_message(instruction, inp)], template, tokenizer)
     return render_prompt(instruction, inp, template), True

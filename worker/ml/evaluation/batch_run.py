@@ -28,7 +28,7 @@ from contracts.openai_format import (
     parse_openai_body,
 )
 from contracts.prompts import render_prompt
-from worker.ml.decoding.request_prompts import CHAT_TEMPLATE
+from worker.ml.decoding.request_prompts import CHAT_TEMPLATE, instruction_message
 from worker.ml.evaluation.scoring import (
     ReferenceLoss,
     exact_match,
@@ -167,11 +167,10 @@ def eval_request(engine: InferenceEngine, example: Example, target: ModelTarget,
     template = target.prompt_template or engine.prompt_template_for(target.adapter_dir)
     knobs = sampling.model_dump()
     if template == CHAT_TEMPLATE:
-        content = f"{example.instruction}\n\n{example.input}" if example.input else example.instruction
-        return DecodeRequest(messages=[{"role": "user", "content": content}], adapter_dir=target.adapter_dir,
-                                 prompt_template=template, **knobs)
+        return DecodeRequest(messages=[instruction_message(example.instruction, example.input)],
+                             adapter_dir=target.adapter_dir, prompt_template=template, **knobs)
     return DecodeRequest(prompt=render_prompt(example.instruction, example.input, template),
-                             adapter_dir=target.adapter_dir, **knobs)
+                         adapter_dir=target.adapter_dir, **knobs)
 
 
 Pair = tuple[int, int]  # (example index, target index)
