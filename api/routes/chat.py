@@ -55,11 +55,15 @@ async def read_body(request: Request, schema: type[BaseModel], url: str) -> dict
     return body
 
 
+def inference_client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=settings.inference_url, timeout=httpx.Timeout(600, connect=10))
+
+
 async def proxy(path: str, body: dict, settings: Settings):
     """Forward ``body`` to the inference server; stream its SSE back, or relay its JSON answer."""
     if not settings.inference_url:
         raise APIError(503, "no_inference_server", "no inference server is configured (LORAFLEET_INFERENCE_URL)")
-    client = httpx.AsyncClient(base_url=settings.inference_url, timeout=httpx.Timeout(600, connect=10))
+    client = inference_client(settings)
     try:
         upstream = await client.send(client.build_request("POST", path, json=body), stream=True)
     except httpx.HTTPError as exc:

@@ -32,8 +32,8 @@ def inference(monkeypatch, settings):
             return httpx.Response(answer["status"], content=chunks(answer["content"]), headers=answer["headers"])
         return httpx.Response(answer["status"], json=answer["json"] or {"object": "chat.completion"})
 
-    real = httpx.AsyncClient
-    monkeypatch.setattr(chat.httpx, "AsyncClient", lambda **kw: real(transport=httpx.MockTransport(handler), **kw))
+    monkeypatch.setattr(chat, "inference_client", lambda s: httpx.AsyncClient(
+        base_url=s.inference_url, transport=httpx.MockTransport(handler)))
     settings.inference_url = "http://inference.test"
     return seen, answer
 
@@ -98,3 +98,21 @@ def test_streams_and_server_errors_come_back_as_sent(client, alice, inference):
     answer.update(status=200, content=b"<html>oops", headers={})
     r = client.post("/v1/completions", headers=alice.headers, json={"model": BASE, "prompt": "x"})
     assert r.status_code == 502 and r.json()["error"]["code"] == "bad_gateway"
+
+
+def test_the_openai_sdk_flow_through_the_proxy(client, alice, inference):
+    """What the official SDK sends is accepted; what the API refuses is the SDK's usual BadRequestError."""
+    import openai
+
+    seen, answer = inference
+    answer["json"] = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": BASE,
+                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"},
+                                   "finish_reason": "stop", "logprobs": None}],
+                      "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    sdk = openai.OpenAI(base_url="http://testserver/v1", api_key=alice.key, http_client=client, max_retries=0)
+    out = sdk.chat.completions.create(model=BASE, messages=MESSAGES, max_tokens=8, temperature=0, seed=1, stop=["\n"],
+                                      user="someone", metadata={"k": "v"})
+    assert out.choices[0].message.content == "hello" and seen[-1]["body"]["user"] == "someone"
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.chat.completions.create(model=BASE, messages=MESSAGES, max_tokens=-5)
+    assert info.value.body["param"] == "max_tokens" and len(seen) == 1
