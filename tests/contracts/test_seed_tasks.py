@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contracts.seed_tasks import SeedFileError, parse_seed_file
 
@@ -48,3 +50,14 @@ def test_empty_and_oversized():
 
 def test_deep_nesting_is_named_not_raised():
     assert errors_of(lines(task(0), b"[" * 100_000 + b"]" * 100_000)) == [(2, "json_too_deep")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=40), st.just(b"[" * 5000), st.just(json.dumps(task(0)).encode())),
+                max_size=5))
+def test_whatever_the_bytes_a_seed_file_parses_or_names_its_lines(parts):
+    data = b"\n".join(parts)
+    try:
+        parse_seed_file(data)
+    except SeedFileError as exc:
+        assert exc.errors and all(0 <= e.line <= data.count(b"\n") + 1 for e in exc.errors)
