@@ -100,13 +100,22 @@ def document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     for status, extra in error_responses(*implied_statuses(path, method, operation)).items():
         responses.setdefault(str(status), {k: v for k, v in extra.items() if k != "model"})
     for status, response in responses.items():
-        stream = response.get("content", {}).get(SSE_MEDIA_TYPE)
-        if stream is not None and stream.get("schema", {}).get("type", "string") == "string":
-            stream["schema"] = {**SSE_EVENT, **{k: v for k, v in stream.get("schema", {}).items() if k != "type"}}
-        if status[:1] not in "45":
-            continue
-        response["content"] = {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}
-        if status.isdigit() and response.get("description", "") in _FASTAPI_DEFAULT_DESCRIPTIONS | {_phrase(status)}:
-            response["description"] = STATUS_MEANINGS.get(int(status), _phrase(status))
-        if status == "401":
-            response["headers"] = error_responses(401)[401]["headers"]
+        describe_events(response)
+        if status[:1] in "45":
+            describe_error(status, response)
+
+
+def describe_events(response: dict[str, Any]) -> None:
+    """A ``text/event-stream`` documented as a plain string: document each event instead."""
+    stream = response.get("content", {}).get(SSE_MEDIA_TYPE)
+    if stream is not None and stream.get("schema", {}).get("type", "string") == "string":
+        stream["schema"] = {**SSE_EVENT, **{k: v for k, v in stream.get("schema", {}).items() if k != "type"}}
+
+
+def describe_error(status: str, response: dict[str, Any]) -> None:
+    """The error body for any 4xx/5xx; this API's meaning of the status unless the route said better."""
+    response["content"] = {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}
+    if status.isdigit() and response.get("description", "") in _FASTAPI_DEFAULT_DESCRIPTIONS | {_phrase(status)}:
+        response["description"] = STATUS_MEANINGS.get(int(status), _phrase(status))
+    if status == "401":
+        response["headers"] = error_responses(401)[401]["headers"]
