@@ -117,9 +117,9 @@ def resume_job(session: Session, job: Job, request: Request, param: str) -> Job:
 def kind_router(spec: JobKindSpec) -> APIRouter:
     """An ``APIRouter`` under ``spec.prefix`` with the shared routes ``spec.operations`` names."""
     router = APIRouter(prefix=spec.prefix or "", tags=[spec.tag] if spec.tag else None)
-    for operation in ("list", "retrieve", "cancel", "pause", "resume", "events"):
+    for operation, add_route in ROUTE_BUILDERS.items():
         if operation in spec.operations:
-            ROUTE_BUILDERS[operation](router, spec)
+            add_route(router, spec)
     return router
 
 
@@ -149,7 +149,12 @@ def _add_retrieve(router: APIRouter, spec: JobKindSpec) -> None:
                          name=_name("retrieve", spec))
 
 
-def _add_action(verb: str, act: Callable[[Session, Job, Request, str], Job]) -> Callable[[APIRouter, JobKindSpec], None]:
+# (session, job, request, the kind's id param for a 409) -> the job after the action
+Action = Callable[[Session, Job, Request, str], Job]
+RouteBuilder = Callable[[APIRouter, JobKindSpec], None]
+
+
+def _add_action(verb: str, act: Action) -> RouteBuilder:
     """Builds ``POST /{id}/{verb}``: the caller's job, ``act`` on it, its view back."""
 
     def add(router: APIRouter, spec: JobKindSpec) -> None:
@@ -176,7 +181,7 @@ def _add_events(router: APIRouter, spec: JobKindSpec) -> None:
                          response_model=ListRead[EventRead], name=_name("list", spec) + "_events")
 
 
-ROUTE_BUILDERS: dict[str, Callable[[APIRouter, JobKindSpec], None]] = {
+ROUTE_BUILDERS: dict[str, RouteBuilder] = {  # in the order the routes are mounted
     "list": _add_list,
     "retrieve": _add_retrieve,
     "cancel": _add_action("cancel", lambda session, job, request, param: cancel_job(session, job)),
