@@ -26,6 +26,7 @@ from models.job import Job, JobStatus
 from models.user import User
 
 EVENT_CURSOR = "an event id from a previous page ('ev-12'): events older than it (order=desc) or newer (asc)"
+MAX_EVENT_ID = 2**31 - 1  # job_events.id is a 32-bit integer: a larger cursor names no event
 JOB_CURSOR = "a job id from a previous page: the jobs created before it"
 
 
@@ -55,7 +56,7 @@ def parse_event_cursor(after: str | None) -> int | None:
     if after is None:
         return None
     raw = after.removeprefix("ev-")
-    if not raw.isdigit():
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_EVENT_ID:
         raise APIError(400, "invalid_value", f"'after' must be an event id like 'ev-12', got {after!r}", "after")
     return int(raw)
 

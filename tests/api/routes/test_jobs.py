@@ -61,8 +61,9 @@ def check_events_paging(client, app, user, kind: Kind, job_id: str) -> None:
     assert [e["message"] for e in rest["data"]] == ["step 1", "step 0", created] and rest["has_more"] is False
     asc = client.get(url, headers=user.headers, params={"order": "asc", "after": rest["data"][1]["id"]}).json()
     assert [e["message"] for e in asc["data"]] == ["step 1", "step 2", "step 3"]
-    bad = client.get(url, headers=user.headers, params={"after": "yesterday"})
-    assert bad.status_code == 400 and error_of(bad)["param"] == "after"
+    for cursor in ("yesterday", "ev-99999999999", "ev-\u0663"):
+        bad = client.get(url, headers=user.headers, params={"after": cursor})
+        assert bad.status_code == 400 and error_of(bad)["param"] == "after", bad.text
     assert client.get(url, headers=user.headers, params={"order": "up"}).status_code == 422
 
 
