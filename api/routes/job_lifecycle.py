@@ -31,8 +31,10 @@ JOB_CURSOR = "a job id from a previous page: the jobs created before it"
 
 
 def owned_job(session: Session, user: User, spec: JobKindSpec, job_id: str) -> Job:
-    """The caller's job of the spec's kind, or a 404 naming the kind's id parameter."""
-    job = job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id, kind=spec.kind_value)
+    """The caller's job of the spec's kind, or a 404 naming the kind's id parameter (also for an id no
+    row can have: Postgres text holds no NUL)."""
+    job = None if "\x00" in job_id else job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id,
+                                                                kind=spec.kind_value)
     if job is None:
         raise not_found(spec.noun, job_id, spec.id_param)
     return job

@@ -76,6 +76,8 @@ def check_other_users_get_404s(client, other, kind: Kind, job_id: str) -> None:
         assert r.status_code == 404 and error_of(r)["param"] == kind.spec.id_param, (tail, r.text)
     r = client.get(f"/v1/jobs/{job_id}", headers=other.headers)
     assert r.status_code == 404 and error_of(r)["param"] == "job_id"
+    r = client.get(f"{kind.url}/{job_id}%00", headers=other.headers)
+    assert r.status_code == 404 and error_of(r)["param"] == kind.spec.id_param
     assert client.get(f"{kind.url}/{job_id}", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
