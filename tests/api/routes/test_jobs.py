@@ -135,3 +135,13 @@ def test_every_job_route_declares_what_it_answers(app):
     for path, method, op in operations:
         content = op["responses"]["200"]["content"]
         assert content and all(media.get("schema") for media in content.values()), (method, path, content)
+
+
+def test_every_kind_is_declared_with_a_view():
+    from api.job_kinds import JOB_KINDS
+    from api.job_views import KIND_VIEWS
+    from models.job import JobKind
+
+    assert set(JOB_KINDS) == {k.value for k in JobKind} and set(KIND_VIEWS) == {None, *JobKind}
+    routed = [s for s in JOB_KINDS.values() if s.prefix]
+    assert len({s.prefix for s in routed}) == len(routed) and len({s.object for s in JOB_KINDS.values()}) == 6
