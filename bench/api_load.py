@@ -1,9 +1,13 @@
 """API load benchmark: 50 concurrent clients against `lorafleet api` on Postgres (loopback).
 
-Starts the API (2 uvicorn workers) on a fresh Postgres database and a private Redis namespace,
+Starts the API on a fresh Postgres database and a private Redis namespace,
 creates users and a training file, then for ``--seconds`` each client loops: mostly job-status
 reads, some preflight-job submissions. Prints one JSON line: requests/s, p50/p99 latency per kind,
-errors. Usage: python -m bench.api_load [--clients 50] [--seconds 20] [--submit-ratio 0.15]
+errors. Usage: python -m bench.api_load [--clients 50] [--seconds 20] [--submit-ratio 0.15] [--api-workers N]
+
+``lorafleet api`` runs at its defaults unless ``--api-workers`` is given (one process per CPU core).
+``--wrk`` also measures ``GET /v1/jobs/{id}`` alone with ``wrk`` (2 threads, 50 connections, 20 s,
+loopback): the status path's requests/s and p99 as an outside tool sees them.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -22,6 +27,8 @@ from pathlib import Path
 
 import httpx
 import psycopg
+
+from models.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -127,12 +134,27 @@ async def run_load(base: str, users: list[dict], seconds: float, clients: int, s
     }
 
 
+def run_wrk(base: str, user: dict, seconds: int) -> dict:
+    """``wrk -t2 -c50`` on one job's status URL; its requests/s and p99 latency."""
+    out = subprocess.run(["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", "-H",
+                          f"Authorization: {user['headers']['Authorization']}", f"{base}/v1/jobs/{user['jobs'][0]}"],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
+    p99_ms = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"wrk_requests_per_s": rps, "wrk_p99_ms": round(p99_ms, 1),
+            "wrk_non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--submit-ratio", type=float, default=0.15)
-    ap.add_argument("--api-workers", type=int, default=2)
+    ap.add_argument("--api-workers", type=int, default=None, help="default: lorafleet api's own default")
+    ap.add_argument("--wrk", action="store_true", help="also run wrk on GET /v1/jobs/{id}")
+    ap.add_argument("--wrk-seconds", type=int, default=20)
     a = ap.parse_args()
     db = f"lf_bench_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
@@ -150,9 +172,9 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-m", "lorafleet_cli.main", "users", "create", "bench-admin", "--admin"],
                              env=env, check=True, cwd=ROOT, capture_output=True, text=True).stdout
         admin = {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
+        workers = ["--workers", str(a.api_workers)] if a.api_workers else []
         proc = subprocess.Popen([sys.executable, "-m", "lorafleet_cli.main", "api", "--host", "127.0.0.1",
-                                 "--port", str(port), "--workers", str(a.api_workers)], env=env, cwd=ROOT,
-                                start_new_session=True)
+                                 "--port", str(port), *workers], env=env, cwd=ROOT, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
@@ -170,8 +192,10 @@ def main() -> None:
                                                                      "training_file": f["id"]}).json()["id"]
                         for _ in range(4)]
                 users.append({"headers": h, "file": f["id"], "jobs": jobs})
+        wrk = run_wrk(base, users[0], a.wrk_seconds) if a.wrk else {}
         result = asyncio.run(run_load(base, users, a.seconds, a.clients, a.submit_ratio))
-        print(json.dumps({"impl": "lorafleet-api", "api_workers": a.api_workers, **result}))
+        api_workers = a.api_workers or Settings().api_processes
+        print(json.dumps({"impl": "lorafleet-api", "api_workers": api_workers, **wrk, **result}))
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)

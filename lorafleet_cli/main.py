@@ -72,7 +72,10 @@ def cmd_api(args) -> int:
     _apply_env(args)
     import uvicorn
 
-    uvicorn.run("lorafleet_cli.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+    from models.settings import get_settings
+
+    workers = args.workers or get_settings().api_processes
+    uvicorn.run("lorafleet_cli.app:create_app", factory=True, host=args.host, port=args.port, workers=workers,
                 log_level="warning", access_log=False)
     return 0
 
@@ -172,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     api = with_data_dir(sub.add_parser("api", help="serve the HTTP API (production)"))
     api.add_argument("--host", default="0.0.0.0")
     api.add_argument("--port", type=int, default=8000)
-    api.add_argument("--workers", type=int, default=1)
+    api.add_argument("--workers", type=int, default=None,
+                     help="API processes (default LORAFLEET_API_WORKERS, 0 = one per CPU core)")
     api.set_defaults(func=cmd_api)
 
     wk = with_data_dir(sub.add_parser("worker", help="run a Celery worker (one per GPU)"))

@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     inference_url: str = Field(default="", validation_alias="LORAFLEET_INFERENCE_URL")
     # Threads per API process for sync routes (DB work); more only adds GIL contention.
     api_threads: int = Field(default=4, ge=1, le=200, validation_alias="LORAFLEET_API_THREADS")
+    # API processes `lorafleet api` starts; 0: one per CPU core. The API is CPU-bound Python (JSON,
+    # pydantic, SQLAlchemy) and one process uses one core, so one per core is what serves the most
+    # status polls at the lowest tail latency.
+    api_workers: int = Field(default=0, ge=0, le=256, validation_alias="LORAFLEET_API_WORKERS")
+
+    @property
+    def api_processes(self) -> int:
+        import os
+
+        return self.api_workers or max(1, os.cpu_count() or 1)
     # Torch device for workers: "auto", "cpu", "cuda".
     device: str = Field(default="auto", validation_alias="LORAFLEET_DEVICE")
     # Torch CPU threads per job process and per inference server; 0: torch's default (every core). Set it
