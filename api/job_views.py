@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api.job_kinds import object_name
 from api.schemas.batches import BatchErrors, BatchRead, BatchRequestCounts, BatchUsage
 from api.schemas.common import to_unix
-from api.schemas.evals import EvalJobRead
+from api.schemas.evals import EvalJobRead, EvalJobReportRead
 from api.schemas.fine_tuning import FineTuningJobRead
 from api.schemas.generation import GenerationJobRead
 from api.schemas.jobs import EventRead, JobRead
@@ -40,9 +40,14 @@ def _common_fields(job: Job, session: Session | None, positions: QueuePositionCa
         position = positions.position(session, job) if positions is not None else queue_position(session, job)
     return {"id": job.id, "object": object_name(job.kind), "kind": job.kind, "status": job.status,
             "model": job.model, "created_at": to_unix(job.created_at), "started_at": to_unix(job.started_at),
-            "finished_at": to_unix(job.finished_at), "error": job.error, "progress": job.progress or {},
+            "finished_at": to_unix(job.finished_at), "error": _error(job), "progress": job.progress or {},
             "estimated_finish": _eta(job), "queue_position": position, "attempt": job.attempt,
             "metadata": job.user_metadata or {}, "result": job.result or None}
+
+
+def _error(job: Job) -> dict | None:
+    """Every field of the error given, so routes that leave unset fields out still send ``param``."""
+    return {"param": None, **job.error} if job.error else None
 
 
 def job_view(job: Job, session: Session | None = None, positions: QueuePositionCache | None = None) -> JobRead:
@@ -86,14 +91,21 @@ def generation_view(job: Job, session: Session | None = None,
         n_kept=r.get("n_kept", progress.get("n_kept")), cost_usd=r.get("cost_usd", progress.get("cost_usd")))
 
 
-def eval_view(job: Job, session: Session | None = None, positions: QueuePositionCache | None = None,
-              report: dict | None = None) -> EvalJobRead:
+def _eval_fields(job: Job, session: Session | None, positions: QueuePositionCache | None) -> dict:
     p, r = job.params, job.result or {}
-    return EvalJobRead(
-        **_common_fields(job, session, positions), eval_file=p.get("eval_file"), models=p.get("models"),
-        fine_tuning_job=p.get("fine_tuning_job"), metrics=p.get("metrics"), sampling=p.get("sampling"),
-        limit=p.get("limit"), judge=p.get("judge"), report_file_id=r.get("report_file_id"), scores=r.get("models"),
-        report=report)
+    return {**_common_fields(job, session, positions), "eval_file": p.get("eval_file"), "models": p.get("models"),
+            "fine_tuning_job": p.get("fine_tuning_job"), "metrics": p.get("metrics"), "sampling": p.get("sampling"),
+            "limit": p.get("limit"), "judge": p.get("judge"), "report_file_id": r.get("report_file_id"),
+            "scores": r.get("models")}
+
+
+def eval_view(job: Job, session: Session | None = None, positions: QueuePositionCache | None = None) -> EvalJobRead:
+    return EvalJobRead(**_eval_fields(job, session, positions))
+
+
+def eval_report_view(job: Job, session: Session, report: dict | None) -> EvalJobReportRead:
+    """The eval job with its report; ``report`` left unset (so not sent) when there is none."""
+    return EvalJobReportRead(**_eval_fields(job, session, None), **({"report": report} if report is not None else {}))
 
 
 def batch_status(job: Job) -> str:

@@ -17,10 +17,10 @@ from api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep
 from api.errors import APIError, not_found
 from api.job_inputs import require_file, resolve_model_ref, teacher_params
 from api.job_kinds import EVAL
-from api.job_views import eval_view
+from api.job_views import eval_report_view, eval_view
 from api.queue import notify_submitted
 from api.routes.job_lifecycle import kind_router, owned_job_param
-from api.schemas.evals import EvalJobCreate, EvalJobRead
+from api.schemas.evals import EvalJobCreate, EvalJobRead, EvalJobReportRead
 from models.crud import jobs as job_crud
 from models.job import Job, JobKind, JobStatus
 from models.registry import Adapter, Checkpoint
@@ -86,7 +86,8 @@ def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser,
     return eval_view(job, session)
 
 
-@router.get("/{job_id}", response_model=EvalJobRead)
+@router.get("/{job_id}", response_model=EvalJobReportRead, response_model_exclude_unset=True)
 def retrieve_eval_job(session: SessionDep, store: StoreDep, job: OwnedEvalJob,
                       include_report: bool = Query(True, description="add the full report once it is written")):
-    return eval_view(job, session, report=read_report(store, job) if include_report else None)
+    """Every field is set but ``report``, which is sent only when there is one to send."""
+    return eval_report_view(job, session, read_report(store, job) if include_report else None)

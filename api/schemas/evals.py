@@ -40,8 +40,7 @@ class EvalJobCreate(BaseModel):
 
 
 class EvalJobRead(JobRead):
-    """The common job object plus what the eval scores and, once done, each model's scores; ``report``
-    (the full report: per-model tables and outputs side by side) on retrieve."""
+    """The common job object plus what the eval scores and, once done, each model's scores."""
 
     object: str = "eval.job"
     eval_file: str | None = None
@@ -53,4 +52,10 @@ class EvalJobRead(JobRead):
     judge: dict[str, Any] | None = None
     report_file_id: str | None = None
     scores: list[dict[str, Any]] | None = Field(None, description="per model: name, scores, errors, examples")
+
+
+class EvalJobReportRead(EvalJobRead):
+    """``GET /v1/evals/jobs/{id}``: the eval job, with ``report`` (per-model tables and the outputs side by
+    side) once it is written, unless ``include_report=false``; the key is absent otherwise."""
+
     report: dict[str, Any] | None = None
