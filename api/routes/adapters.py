@@ -53,7 +53,7 @@ def retrieve_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
 
 @router.get("/{adapter_id}/download", response_class=StreamingResponse,
             responses={200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
-                             "description": "a .tar.gz of the adapter's PEFT folder"}})
+                             "description": "a .tar.gz of the adapter's PEFT folder"}, 410: {}})
 def download_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
     """A .tar.gz of the standard PEFT folder (adapter_config.json + adapter_model.safetensors)."""
     a = _owned(session, user, adapter_id)

@@ -11,7 +11,7 @@ their parameter annotations, which must be objects (a string could not see the c
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep, authenticate
@@ -143,10 +143,13 @@ def _add_list(router: APIRouter, spec: JobKindSpec) -> None:
 def _add_retrieve(router: APIRouter, spec: JobKindSpec) -> None:
     view = KIND_VIEWS[spec.kind]
 
-    def retrieve_job(request: Request, job_id: str = Path(alias=spec.path_param)):
-        with request.app.state.session_factory() as session:  # inline auth: one thread hop
+    def retrieve_job(request: Request, job_id: str = Path(alias=spec.path_param)) -> Response:
+        """The endpoint clients poll: auth and lookup inline (one thread hop), and the view, already
+        typed as ``spec.read``, serialised once (FastAPI would validate it again against the same model)."""
+        with request.app.state.session_factory() as session:
             job = owned_job(session, authenticate(request, session), spec, job_id)
-            return view(job, session, request.app.state.queue_positions)
+            body = view(job, session, request.app.state.queue_positions)
+        return Response(body.model_dump_json(), media_type="application/json")
 
     router.add_api_route(f"/{{{spec.path_param}}}", retrieve_job, methods=["GET"], response_model=spec.read,
                          name=_name("retrieve", spec))
