@@ -143,9 +143,12 @@ def _add_list(router: APIRouter, spec: JobKindSpec) -> None:
 def _add_retrieve(router: APIRouter, spec: JobKindSpec) -> None:
     view = KIND_VIEWS[spec.kind]
 
-    def retrieve_job(request: Request, job_id: str = Path(alias=spec.path_param)) -> Response:
-        """The endpoint clients poll: auth and lookup inline (one thread hop), and the view, already
-        typed as ``spec.read``, serialised once (FastAPI would validate it again against the same model)."""
+    async def retrieve_job(request: Request, job_id: str = Path(alias=spec.path_param)) -> Response:
+        """The endpoint clients poll, run on the event loop itself: no thread hop and no dependency
+        (each costs a wait in line under load). Safe because nothing is awaited while the session is
+        open: the loop holds at most one connection, checked out and back in within ~1 ms (two indexed
+        reads; the user comes from the auth cache, the queue position from its snapshot). The view,
+        already typed as ``spec.read``, is serialised once (FastAPI would validate it again)."""
         with request.app.state.session_factory() as session:
             job = owned_job(session, authenticate(request, session), spec, job_id)
             body = view(job, session, request.app.state.queue_positions)

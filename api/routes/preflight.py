@@ -2,7 +2,7 @@
 Create here; list / retrieve / cancel / events from ``job_lifecycle``."""
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Request, Response
 
 from api.deps import authenticate
 from api.job_inputs import require_base_model, require_file
@@ -19,9 +19,12 @@ router = kind_router(PREFLIGHT)
 
 
 @router.post("", response_model=JobRead, status_code=200)
-def create_preflight_job(body: PreflightJobCreate, request: Request) -> JobRead:
-    with request.app.state.session_factory() as session:  # inline auth: one thread hop (see job_lifecycle)
-        return _create(body, session, authenticate(request, session), request)
+async def create_preflight_job(body: PreflightJobCreate, request: Request) -> Response:
+    """Submitted at polling rates by tools that preflight every file: run on the event loop like the
+    status read (see ``job_lifecycle._add_retrieve``), nothing awaited while the session is open."""
+    with request.app.state.session_factory() as session:
+        view = _create(body, session, authenticate(request, session), request)
+    return Response(view.model_dump_json(), media_type="application/json")
 
 
 def _create(body: PreflightJobCreate, session, user, request: Request) -> JobRead:
