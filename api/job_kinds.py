@@ -1,4 +1,5 @@
-"""Every job kind, declared once: its create body, its config, its public view, where it lives.
+"""Every job kind, declared once: its create body, its config, its public view, where it lives, and
+(through ``contracts.job_stages``, shared with the worker) its stages.
 
 ``api.routes.job_lifecycle.kind_router`` turns a declaration into the kind's list / retrieve / cancel /
 pause / resume / events routes; the kind's own module adds its create route and its extras
@@ -18,6 +19,7 @@ from api.schemas.fine_tuning import FineTuningJobCreate, FineTuningJobRead
 from api.schemas.generation import GenerationJobCreate, GenerationJobRead
 from api.schemas.jobs import JobRead, PreflightJobCreate
 from contracts.configs import FinetuneHyperparameters, GenerationJobConfig
+from contracts.job_stages import STAGES, Stage
 from models.job import JobKind
 
 # The shared routes a kind may have; each kind lists the ones it answers.
@@ -44,6 +46,11 @@ class JobKindSpec:
     @property
     def kind_value(self) -> str | None:
         return self.kind.value if self.kind is not None else None
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """Its stages (``contracts.job_stages``): the status a new job waits in and the pool of each."""
+        return STAGES[self.kind.value] if self.kind is not None else ()
 
 
 ANY_JOB = JobKindSpec(kind=None, object="job", noun="job", id_param="job_id", read=JobRead, prefix="/jobs",

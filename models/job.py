@@ -38,15 +38,6 @@ ID_PREFIX = {
     JobKind.eval: "evaljob-",
     JobKind.export: "exportjob-",
 }
-# Which Celery queue a kind runs on by default (generation moves to "io" with a remote teacher).
-DEFAULT_QUEUE = {
-    JobKind.preflight: "io",
-    JobKind.fine_tuning: "gpu",
-    JobKind.generation: "io",
-    JobKind.batch: "gpu",
-    JobKind.eval: "gpu",
-    JobKind.export: "gpu",
-}
 
 
 class Job(TimestampMixin, Base):

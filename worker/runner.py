@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.events import Progress
+from contracts.job_stages import current_stage, next_stage
 from models.crud import jobs as job_crud
 from models.db import session_scope
 from models.event_bus import event_payload, publish
@@ -40,11 +41,20 @@ class JobFailed(Exception):
 @dataclass(frozen=True)
 class NextStage:
     """What a handler returns when its stage is done and the job has another one: the job goes back to
-    the dispatcher for ``queue``, keeping ``result`` (shown on the job) and saying ``message``."""
+    the dispatcher for ``queue``, keeping ``result`` (shown on the job) and saying ``message``. Build it
+    from the kind's declared stages with ``NextStage.after(ctx, result)``."""
 
     queue: str
     message: str
     result: dict | None = None
+
+    @classmethod
+    def after(cls, ctx: JobContext, result: dict | None = None) -> NextStage:
+        """The job's next stage by ``contracts.job_stages`` (the current stage must not be the last)."""
+        following = next_stage(ctx.kind, ctx.stage)
+        if following is None:
+            raise ValueError(f"{ctx.kind} job stage {ctx.stage!r} is the kind's last stage")
+        return cls(following.queue, current_stage(ctx.kind, ctx.stage).done, result)
 
 
 class JobStopped(Exception):

@@ -25,7 +25,7 @@ from api.routes.job_lifecycle import kind_router
 from api.schemas.batches import BatchCreate, BatchRead
 from contracts.records import BatchRequest, parse_batch_file
 from models.crud import jobs as job_crud
-from models.job import JobKind, JobStatus
+from models.job import JobKind
 
 __all__ = ["batch_status", "router"]  # batch_status: the status mapping above (lives with the batch view)
 
@@ -65,7 +65,7 @@ def create_batch(body: BatchCreate, session: SessionDep, user: CurrentUser, sett
               "precision": body.precision, "batch_size": body.batch_size, "total": len(parsed.records), **plan}
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.batch, params=params,
                               model=models[0] if len(models) == 1 else plan["base_model"],
-                              status=JobStatus.queued, queue="gpu", user_metadata=body.metadata)
+                              user_metadata=body.metadata)
     if plan["unknown_models"]:
         job_crud.add_event(session=session, job_id=job.id, level="warn",
                            message=f"Unknown models {plan['unknown_models']}: their lines will be error lines",

@@ -22,7 +22,7 @@ from api.queue import notify_submitted
 from api.routes.job_lifecycle import kind_router, owned_job_param
 from api.schemas.evals import EvalJobCreate, EvalJobRead, EvalJobReportRead
 from models.crud import jobs as job_crud
-from models.job import Job, JobKind, JobStatus
+from models.job import Job, JobKind
 from models.registry import Adapter, Checkpoint
 from models.storage import ArtifactStore
 
@@ -80,7 +80,7 @@ def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser,
     if body.judge is not None:
         params.update(teacher_params(session, user, settings, body.judge, "judge"))
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.eval, params=params, model=base,
-                              status=JobStatus.queued, queue="gpu", user_metadata=body.metadata)
+                              user_metadata=body.metadata)
     session.commit()
     notify_submitted(request)
     return eval_view(job, session)

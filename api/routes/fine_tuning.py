@@ -17,7 +17,7 @@ from api.schemas.common import ListRead, to_unix
 from api.schemas.fine_tuning import CheckpointRead, FineTuningJobCreate, FineTuningJobRead
 from models.crud import jobs as job_crud
 from models.file import Dataset
-from models.job import JobKind, JobStatus
+from models.job import JobKind
 from models.registry import Checkpoint
 
 router = kind_router(FINE_TUNING)
@@ -53,8 +53,7 @@ def create_fine_tuning_job(body: FineTuningJobCreate, session: SessionDep, user:
     params = {"training_file": training_file, "validation_file": validation_file, "suffix": body.suffix,
               "hyperparameters": hp.model_dump(mode="json")}
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.fine_tuning, model=body.model,
-                              params=params, status=JobStatus.validating_files, queue="io",
-                              user_metadata=body.metadata)
+                              params=params, user_metadata=body.metadata)
     session.commit()
     notify_submitted(request)
     return fine_tuning_view(job, session)

@@ -20,7 +20,7 @@ from api.schemas.generation import GenerationJobCreate, GenerationJobRead, Gener
 from contracts.configs import TeacherConfig
 from contracts.seed_tasks import SeedFileError, parse_seed_file
 from models.crud import jobs as job_crud
-from models.job import JobKind, JobStatus
+from models.job import JobKind
 
 router = kind_router(GENERATION)
 OwnedGenerationJob = owned_job_param(GENERATION)
@@ -52,7 +52,7 @@ def create_generation_job(body: GenerationJobCreate, session: SessionDep, user: 
         params["n_seed_tasks"] = check_seed_file(session, user, store, settings, body.seed_file)
     params.update(teacher_params(session, user, settings, cfg.teacher, "teacher"))
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.generation, model=cfg.teacher.model,
-                              params=params, status=JobStatus.queued, queue=teacher_queue(cfg.teacher),
+                              params=params, queue=teacher_queue(cfg.teacher),
                               user_metadata=body.metadata)
     session.commit()
     notify_submitted(request)

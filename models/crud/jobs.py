@@ -6,15 +6,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from contracts.job_stages import first_stage
 from models.base import new_id, utcnow
-from models.job import DEFAULT_QUEUE, ID_PREFIX, TERMINAL_STATUSES, Job, JobEvent, JobKind, JobStatus
+from models.job import ID_PREFIX, TERMINAL_STATUSES, Job, JobEvent, JobKind, JobStatus
 
 
 def create_job(*, session: Session, owner_id: str, kind: JobKind, params: dict, model: str | None = None,
-               queue: str | None = None, status: JobStatus = JobStatus.queued,
-               user_metadata: dict | None = None) -> Job:
+               queue: str | None = None, user_metadata: dict | None = None) -> Job:
+    """A new job waiting in its kind's first stage (``contracts.job_stages``); ``queue`` overrides the
+    stage's pool (a generation job with a local teacher runs on ``gpu``)."""
+    stage = first_stage(kind.value)
     job = Job(id=new_id(ID_PREFIX[kind]), owner_id=owner_id, kind=kind.value, params=params, model=model,
-              queue=queue or DEFAULT_QUEUE[kind], status=status.value, user_metadata=user_metadata or {})
+              queue=queue or stage.queue, status=stage.waiting_status, user_metadata=user_metadata or {})
     session.add(job)
     session.flush()
     add_event(session=session, job_id=job.id, message=f"Created {kind.value} job {job.id}")

@@ -30,7 +30,7 @@ def make_users(factory, n):
         return [create_user(session=s, name=f"d-{secrets.token_hex(4)}")[0].id for _ in range(n)]
 
 
-def submit(factory, owner, kind=JobKind.fine_tuning) -> str:
+def submit(factory, owner, kind=JobKind.batch) -> str:  # one stage, on the gpu pool
     with session_scope(factory) as s:
         return job_crud.create_job(session=s, owner_id=owner, kind=kind, params={}).id
 

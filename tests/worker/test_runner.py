@@ -110,3 +110,18 @@ def test_a_live_lease_blocks_a_second_worker(db_session_factory, settings, new_j
                    handler=lambda ctx: {"dup": True}, worker_id="w2") == "running"
     t.join()
     assert load(db_session_factory, job_id).result == {}
+
+
+def test_next_stage_after_the_last_is_refused_by_the_runner(tmp_path):
+    from contracts.job_stages import first_stage
+    from models.settings import Settings
+    from worker.runner import JobContext, NextStage
+
+    ctx = JobContext(job_id="j", kind="fine_tuning", stage="validating_files", owner_id="u", model="m", params={},
+                     attempt=1, settings=Settings(LORAFLEET_DATA_DIR=str(tmp_path)), session_factory=None)
+    hand_off = NextStage.after(ctx, {"validation": {"n_examples": 3}})
+    assert (hand_off.queue, hand_off.result) == ("gpu", {"validation": {"n_examples": 3}})
+    assert hand_off.message == first_stage("fine_tuning").done
+    ctx.stage = "running"
+    with pytest.raises(ValueError, match="last stage"):
+        NextStage.after(ctx)

@@ -56,8 +56,7 @@ def run_fine_tuning_job(ctx: JobContext) -> dict | NextStage:
     """Validation stage: hand over to the gpu pool. Training stage: train, register the adapter."""
     hp = FinetuneHyperparameters.model_validate(ctx.params["hyperparameters"])
     if ctx.stage == "validating_files":
-        return NextStage("gpu", "Files validated; queued for training on the gpu pool",
-                         result={"validation": validate_files(ctx, hp)})
+        return NextStage.after(ctx, result={"validation": validate_files(ctx, hp)})
     return train_adapter(ctx, hp)
 
 

@@ -12,7 +12,7 @@ from models.job import Job, JobKind, JobStatus
 
 @pytest.fixture
 def job(session, alice) -> Job:
-    return crud.create_job(session=session, owner_id=alice.id, kind=JobKind.fine_tuning, params={"x": 1},
+    return crud.create_job(session=session, owner_id=alice.id, kind=JobKind.batch, params={"x": 1},
                            model="base")
 
 
@@ -21,10 +21,19 @@ def claim(session, job, worker="w1"):
 
 
 def test_create_sets_queue_prefix_and_a_first_event(session, job):
-    assert job.id.startswith("ftjob-") and job.queue == "gpu"
+    assert job.id.startswith("batch_") and job.queue == "gpu"
     assert job.status == JobStatus.queued.value
     events = crud.list_events(session=session, job_id=job.id, after=None, limit=10, ascending=True)
-    assert [e.message for e in events] == [f"Created fine_tuning job {job.id}"]
+    assert [e.message for e in events] == [f"Created batch job {job.id}"]
+
+
+def test_a_new_job_waits_in_its_kinds_first_stage(session, alice):
+    """contracts.job_stages: fine-tuning validates its files on the io pool first; a generation job's
+    queue follows its teacher."""
+    ft = crud.create_job(session=session, owner_id=alice.id, kind=JobKind.fine_tuning, params={})
+    assert (ft.status, ft.queue) == (JobStatus.validating_files.value, "io")
+    gen = crud.create_job(session=session, owner_id=alice.id, kind=JobKind.generation, params={}, queue="gpu")
+    assert (gen.status, gen.queue) == (JobStatus.queued.value, "gpu")
 
 
 def test_claim_takes_the_lease_once(session, job):
@@ -35,8 +44,7 @@ def test_claim_takes_the_lease_once(session, job):
 
 
 def test_claim_keeps_the_validation_stage(session, alice):
-    job = crud.create_job(session=session, owner_id=alice.id, kind=JobKind.fine_tuning, params={},
-                          status=JobStatus.validating_files)
+    job = crud.create_job(session=session, owner_id=alice.id, kind=JobKind.fine_tuning, params={})
     assert claim(session, job).status == JobStatus.validating_files.value
 
 
@@ -110,7 +118,7 @@ def test_event_paging_both_directions(session, job):
     for i in range(5):
         crud.add_event(session=session, job_id=job.id, message=f"m{i}")
     asc = crud.list_events(session=session, job_id=job.id, after=None, limit=3, ascending=True)
-    assert [e.message for e in asc] == ["Created fine_tuning job " + job.id, "m0", "m1"]
+    assert [e.message for e in asc] == ["Created batch job " + job.id, "m0", "m1"]
     nxt = crud.list_events(session=session, job_id=job.id, after=asc[-1].id, limit=10, ascending=True)
     assert [e.message for e in nxt] == ["m2", "m3", "m4"]
     desc = crud.list_events(session=session, job_id=job.id, after=None, limit=2, ascending=False)
@@ -132,4 +140,4 @@ def test_list_jobs_is_per_owner_newest_first_with_a_cursor(session, alice, bob):
 def test_get_owned_job_hides_other_users_jobs(session, job, bob):
     assert crud.get_owned_job(session=session, job_id=job.id, owner_id=job.owner_id) is job
     assert crud.get_owned_job(session=session, job_id=job.id, owner_id=bob.id) is None
-    assert crud.get_owned_job(session=session, job_id=job.id, owner_id=job.owner_id, kind="batch") is None
+    assert crud.get_owned_job(session=session, job_id=job.id, owner_id=job.owner_id, kind="fine_tuning") is None
