@@ -83,8 +83,8 @@ def test_fine_tuning_job_expands_to_base_checkpoints_and_adapter(openai_client, 
     owner = user_id_of(client)
     engine = make_engine(settings.sqlalchemy_url)
     with make_sessionmaker(engine)() as s:
-        ft = create_job(session=s, owner_id=owner, kind=JobKind.fine_tuning, params={}, model=BASE,
-                        status=JobStatus.succeeded)
+        ft = create_job(session=s, owner_id=owner, kind=JobKind.fine_tuning, params={}, model=BASE)
+        ft.status = JobStatus.succeeded.value
         name = f"ft:{BASE}:evaltest:{ft.id}"
         ft.result = {"fine_tuned_model": name}
         for step, folder in ((4, adapter_folders[0]), (2, adapter_folders[1])):
