@@ -69,14 +69,14 @@ def fine_tuning_view(job: Job, session: Session | None = None,
                      positions: QueuePositionCache | None = None) -> FineTuningJobRead:
     """OpenAI's FineTuningJob: its hyperparameters under OpenAI's names as well as lorafleet's."""
     p, r = job.params, job.result or {}
-    hp = p.get("hyperparameters", {})
+    hp = _openai_hparams(p.get("hyperparameters", {}))
     tokens = r.get("trained_tokens") if job.status == JobStatus.succeeded.value else (job.progress or {}).get("tokens")
     return FineTuningJobRead(
         **_common_fields(job, session, positions), fine_tuned_model=r.get("fine_tuned_model"),
-        organization_id=job.owner_id, hyperparameters=_openai_hparams(hp), training_file=p.get("training_file"),
+        organization_id=job.owner_id, hyperparameters=hp, training_file=p.get("training_file"),
         validation_file=p.get("validation_file"), result_files=r.get("result_files", []), seed=hp.get("seed"),
         trained_tokens=tokens, integrations=[],
-        method={"type": "supervised", "supervised": {"hyperparameters": _openai_hparams(hp)}},
+        method={"type": "supervised", "supervised": {"hyperparameters": hp}},
         suffix=p.get("suffix"))
 
 

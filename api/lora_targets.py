@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import select
@@ -56,6 +57,7 @@ def base_model_architecture(session: Session, name: str) -> str | None:
     return source_architecture(source)
 
 
+@lru_cache(maxsize=256)  # a source's architecture never changes: read its config or header once
 def source_architecture(source: str) -> str | None:
     """``builtin:<name>``, an HF checkpoint dir, or a .gguf file -> its architecture (None: unknown)."""
     if source.startswith("builtin:"):

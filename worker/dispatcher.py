@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import func, select, text
@@ -61,10 +61,11 @@ def reap_expired_leases(session: Session, settings: Settings) -> list[str]:
     return requeued
 
 
-def _recent_usage(session: Session) -> dict[str, float]:
+def _recent_usage(session: Session, owners: set[str]) -> dict[str, float]:
+    """Compute seconds of ``owners``' jobs in the fair-share window."""
     since = utcnow() - FAIR_SHARE_WINDOW
-    rows = session.execute(select(Job.owner_id, func.sum(Job.compute_seconds)).where(Job.created_at >= since)
-                           .group_by(Job.owner_id)).all()
+    rows = session.execute(select(Job.owner_id, func.sum(Job.compute_seconds))
+                           .where(Job.created_at >= since, Job.owner_id.in_(owners)).group_by(Job.owner_id)).all()
     return {owner: float(sec or 0.0) for owner, sec in rows}
 
 
@@ -76,7 +77,8 @@ def pick_admissions(session: Session, settings: Settings, queue: str) -> list[Jo
         Job.queue == queue,
         (Job.status.in_(PENDING_STATUSES) & Job.admitted_at.is_not(None)) | Job.lease_owner.is_not(None),
     )).scalars().all()
-    if slots - len(active) <= 0:
+    free = slots - len(active)
+    if free <= 0:
         return []
     pending = list(session.execute(
         select(Job).where(Job.queue == queue, Job.status.in_(PENDING_STATUSES), Job.admitted_at.is_(None),
@@ -88,20 +90,23 @@ def pick_admissions(session: Session, settings: Settings, queue: str) -> list[Jo
     by_id = {job.id: job for job in pending}
     chosen = scheduling.pick_admissions(
         pending=[scheduling.PendingJob(j.id, j.owner_id, j.priority, j.created_at) for j in pending],
-        running_owners=active, free_slots=slots - len(active), users=_user_shares(session, by_id.values()),
+        running_owners=active, free_slots=free, users=_user_shares(session, pending),
         default_cap=settings.max_running_per_user)
     return [by_id[j.id] for j in chosen]
 
 
-def _user_shares(session: Session, pending: Iterable[Job]) -> dict[str, scheduling.UserShare]:
+def _user_shares(session: Session, pending: list[Job]) -> dict[str, scheduling.UserShare]:
     """Weight, cap and recent compute of every user with a pending job."""
     owners = {j.owner_id for j in pending}
-    usage = _recent_usage(session)
+    usage = _recent_usage(session, owners)
     users = {u.id: u for u in session.execute(select(User).where(User.id.in_(owners))).scalars()}
-    return {owner: scheduling.UserShare(weight=users[owner].share_weight if owner in users else 1.0,
-                                        max_running=users[owner].max_running_jobs if owner in users else None,
-                                        recent_compute_s=usage.get(owner, 0.0))
-            for owner in owners}
+    shares = {}
+    for owner in owners:
+        user = users.get(owner)
+        shares[owner] = scheduling.UserShare(weight=user.share_weight if user else 1.0,
+                                             max_running=user.max_running_jobs if user else None,
+                                             recent_compute_s=usage.get(owner, 0.0))
+    return shares
 
 
 def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, send: SendFn) -> list[str]:

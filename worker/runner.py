@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.events import Progress
-from contracts.job_stages import current_stage, next_stage
+from contracts.job_stages import RUNNING, VALIDATING_FILES, current_stage, next_stage
 from models.crud import jobs as job_crud
 from models.db import session_scope
 from models.event_bus import event_payload, publish
@@ -208,7 +208,7 @@ def _claim(session_factory: sessionmaker[Session], settings: Settings, job_id: s
             return "missing"
         if job.status not in (JobStatus.running.value, JobStatus.queued.value, JobStatus.validating_files.value):
             return job.status
-        stage = JobStatus.validating_files.value if job.status == JobStatus.validating_files.value else "running"
+        stage = VALIDATING_FILES if job.status == VALIDATING_FILES else RUNNING
         if job.attempt >= settings.max_attempts and job.status == JobStatus.queued.value and job.attempt > 0:
             job.status, job.finished_at = JobStatus.failed.value, datetime.now(UTC)
             job.error = {"code": "too_many_attempts", "param": None,

@@ -21,6 +21,7 @@ from api.job_views import KIND_VIEWS, event_view
 from api.queue import notify_submitted
 from api.schemas.common import ListRead
 from api.schemas.jobs import EventRead
+from contracts.events import EVENT_ID_PREFIX
 from models.crud import jobs as job_crud
 from models.job import Job, JobStatus
 from models.user import User
@@ -57,7 +58,7 @@ def owned_job_param(spec: JobKindSpec) -> Any:
 def parse_event_cursor(after: str | None) -> int | None:
     if after is None:
         return None
-    raw = after.removeprefix("ev-")
+    raw = after.removeprefix(EVENT_ID_PREFIX)
     if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_EVENT_ID:
         raise APIError(400, "invalid_value", f"'after' must be an event id like 'ev-12', got {after!r}", "after")
     return int(raw)

@@ -13,10 +13,10 @@ from contracts.decoding import ModelTarget
 from contracts.records import BatchRequest, parse_batch_file
 from models.crud.model_refs import resolve_model
 from models.db import session_scope
-from worker.handlers.job_files import read_owned_file, register_job_file
+from worker.handlers.job_files import raise_parse_errors, read_owned_file, register_job_file
 from worker.handlers.line_ledger import LineLedger
 from worker.resources import resolve_base_model_dir
-from worker.runner import JobContext, JobFailed
+from worker.runner import JobContext
 
 
 def resolve_models(ctx: JobContext, requests: list[BatchRequest]) -> dict[str, tuple[str, ModelTarget] | None]:
@@ -74,8 +74,7 @@ def run_batch_job(ctx: JobContext) -> dict:
 
     p = ctx.params
     parsed = parse_batch_file(read_owned_file(ctx, p["input_file_id"], "input_file_id"), ctx.settings.max_line_bytes)
-    if parsed.errors:
-        raise JobFailed("invalid_file", f"line {parsed.errors[0].line}: {parsed.errors[0].message}", "input_file_id")
+    raise_parse_errors(parsed, "input_file_id")
     requests, endpoint = parsed.records, p["endpoint"]
     found = resolve_models(ctx, requests)
     base = p.get("base_model")

@@ -21,7 +21,7 @@ from contracts.records import parse_eval_file
 from models.crud.model_refs import resolve_model
 from models.db import session_scope
 from worker.handlers.eval_judge import LedgeredJudge
-from worker.handlers.job_files import read_owned_file, register_job_file
+from worker.handlers.job_files import raise_parse_errors, read_owned_file, register_job_file
 from worker.handlers.line_ledger import ResultLedger
 from worker.ml.teachers.interface import TeacherUnavailableError
 from worker.resources import resolve_base_model_dir
@@ -74,8 +74,7 @@ def run_eval_job(ctx: JobContext) -> dict:
 
     p = ctx.params
     parsed = parse_eval_file(read_owned_file(ctx, p["eval_file"], "eval_file"), ctx.settings.max_line_bytes)
-    if parsed.errors:
-        raise JobFailed("invalid_file", f"line {parsed.errors[0].line}: {parsed.errors[0].message}", "eval_file")
+    raise_parse_errors(parsed, "eval_file")
     examples = parsed.records[:p["limit"]] if p.get("limit") else parsed.records
     base, targets = resolve_targets(ctx, p["models"])
     with session_scope(ctx.session_factory) as s:

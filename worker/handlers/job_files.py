@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from contracts.records import ParseResult
 from models.crud.files import get_owned_file
 from models.db import session_scope
 from models.file import File
@@ -36,3 +37,11 @@ def read_owned_file(ctx: JobContext, file_id: str, param: str) -> bytes:
             raise JobFailed("file_not_found", f"file {file_id} does not exist", param)
         path = artifact_store(ctx.settings).path(f.storage_path)
     return path.read_bytes()
+
+
+def raise_parse_errors(parsed: ParseResult, param: str) -> None:
+    """Fail the job on a data file that does not parse (it may have changed since upload), naming its first
+    bad line and the job parameter that named the file."""
+    if parsed.errors:
+        first = parsed.errors[0]
+        raise JobFailed("invalid_file", f"line {first.line}: {first.message}", param)

@@ -4,25 +4,18 @@ from __future__ import annotations
 from contracts.configs import FinetuneHyperparameters
 from contracts.records import Example, parse_training_file
 from contracts.run_config import DataFileRecord, bytes_sha256
-from models.crud.files import get_owned_file
 from models.db import session_scope
-from worker.resources import artifact_store, resolve_base_model_dir
-from worker.runner import JobContext, JobFailed
+from worker.handlers.job_files import raise_parse_errors, read_owned_file
+from worker.resources import resolve_base_model_dir
+from worker.runner import JobContext
 
 
 def load_training_file(ctx: JobContext, file_id: str, param: str) -> tuple[list[Example], DataFileRecord]:
     """Read and parse an uploaded file of the job's owner; failures name the parameter. Also returns
     what was read (file id, sha256 of the bytes) for the run's ``config.json``."""
-    with session_scope(ctx.session_factory) as s:
-        f = get_owned_file(session=s, file_id=file_id, owner_id=ctx.owner_id)
-        if f is None:
-            raise JobFailed("file_not_found", f"file {file_id} does not exist", param)
-        path = artifact_store(ctx.settings).path(f.storage_path)
-    data = path.read_bytes()
+    data = read_owned_file(ctx, file_id, param)
     parsed = parse_training_file(data, ctx.settings.max_line_bytes)
-    if parsed.errors:
-        first = parsed.errors[0]
-        raise JobFailed("invalid_file", f"line {first.line}: {first.message}", param)
+    raise_parse_errors(parsed, param)
     role = "validation" if param == "validation_file" else "training"
     return parsed.records, DataFileRecord(role=role, file_id=file_id, sha256=bytes_sha256(data), size_bytes=len(data))
 

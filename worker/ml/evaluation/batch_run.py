@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from contracts.configs import SamplingParams
 from contracts.decoding import DecodeRequest, DecodeResult, ModelTarget
 from contracts.openai_format import (
-    CHAT_URL,
     RequestError,
     check_results,
     completion_body,
@@ -61,7 +60,6 @@ class BatchCounts:
 @dataclass
 class _Parsed:
     request: BatchRequest
-    target: ModelTarget
     rows: list[DecodeRequest]
     n: int
 
@@ -112,7 +110,7 @@ def run_batch(engine: InferenceEngine, requests: list[BatchRequest], resolve_mod
         except RequestError as err:
             emit(error_line(req.custom_id, err), False)
             continue
-        pending.append(_Parsed(req, target, rows, req.body.get("n") or 1))
+        pending.append(_Parsed(req, rows, req.body.get("n") or 1))
         if sum(len(p.rows) for p in pending) >= batch_size:
             if should_stop():
                 counts.stopped = True
@@ -192,7 +190,8 @@ def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[Mod
     if "judge" in metrics and judge is None:
         raise ValueError("metric 'judge' needs a judge callable")
     all_pairs = [(i, t) for i in range(len(examples)) for t in range(len(targets))]
-    results: dict[Pair, DecodeResult] = {p: r for p, r in (done or {}).items() if p in set(all_pairs)}
+    wanted = set(all_pairs)
+    results: dict[Pair, DecodeResult] = {p: r for p, r in (done or {}).items() if p in wanted}
     pairs = [p for p in all_pairs if p not in results]
     stopped = False
     for start in range(0, len(pairs), batch_size):
@@ -216,8 +215,8 @@ def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[Mod
             on_progress(len(results), len(all_pairs))
     losses = {}
     if "reference_loss" in metrics and not stopped:
+        scored = [ex for ex in examples if ex.output]
         for t, target in enumerate(targets):
-            scored = [ex for ex in examples if ex.output]
             try:
                 losses[t] = dict(zip([id(ex) for ex in scored], reference_loss(
                     engine, scored, target.adapter_dir, target.prompt_template, batch_size=max(1, batch_size // 2))))
@@ -280,4 +279,4 @@ def _report(examples: list[Example], targets: list[ModelTarget], metrics: list[s
             "stopped": stopped}
 
 
-__all__ = ["CHAT_URL", "BatchCounts", "batch_line", "error_line", "eval_request", "run_batch", "run_eval"]
+__all__ = ["BatchCounts", "batch_line", "error_line", "eval_request", "run_batch", "run_eval"]

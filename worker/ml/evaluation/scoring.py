@@ -34,8 +34,11 @@ def rouge_l(prediction: str, reference: str, tokenize: Callable[[str], list[str]
     return rouge_l_f1(lcs_length(ref, pred), len(ref), len(pred))
 
 
+_STRIP_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
 def normalize_answer(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = text.lower().translate(_STRIP_PUNCTUATION)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 

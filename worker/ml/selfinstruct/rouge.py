@@ -133,7 +133,7 @@ class RougeFilter:
         idx = len(self.texts)
         self.texts.append(text)
         self._seqs.append(seq)
-        counts = _token_counts(seq)
+        counts = Counter(seq)
         self._counts.append(counts)
         self._df.update(counts.keys())
         if seq:
@@ -164,7 +164,7 @@ class RougeFilter:
                 found.update(posting)
         if not found:
             return Verdict(True, None, 0.0)
-        counts_a = _token_counts(seq)
+        counts_a = Counter(seq)
         lo, hi = la * t / (2.0 - t) - _EPS, la * (2.0 - t) / t + _EPS
         bound_t = t - _EPS
         scored = []
@@ -199,9 +199,3 @@ class RougeFilter:
                     break
         return Verdict(not best > t, best_idx, max(best, 0.0))
 
-
-def _token_counts(seq: list[int]) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for tok in seq:
-        counts[tok] = counts.get(tok, 0) + 1
-    return counts
