@@ -1,13 +1,11 @@
 """FastAPI application factory. Nothing runs at import.
 
-The API knows nothing of the worker side: the admission dispatcher that runs beside it is handed in
-by the composition root (``lorafleet_cli.app.create_app``), as any object with ``start``, ``stop``
-and a ``wakeup`` event (see ``api.queue``).
+The API only writes rows: admission is the dispatcher's (``lorafleet dispatcher``, its own process),
+which a submission wakes through Redis (``api.queue``). ``uvicorn --factory api.main:create_app``.
 """
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,10 +26,11 @@ from api.routes import (
     health,
     jobs,
     models,
+    pool,
     preflight,
+    usage,
     users,
 )
-from models.crud.queue import QueuePositionCache
 from models.db import make_engine, make_sessionmaker
 from models.settings import Settings, get_settings
 
@@ -39,7 +38,7 @@ from models.settings import Settings, get_settings
 def build_router() -> APIRouter:
     v1 = APIRouter(prefix="/v1")
     for module in (users, files, models, jobs, preflight, fine_tuning, adapters, generation, datasets, chat,
-                   batches, evals):
+                   batches, evals, usage, pool):
         v1.include_router(module.router)
     return v1
 
@@ -57,11 +56,7 @@ def install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-# (session_factory, settings) -> a started-on-demand dispatcher: ``start()``, ``stop()``, ``join()``, ``wakeup``
-DispatcherFactory = Callable[[Any, Settings], Any]
-
-
-def create_app(settings: Settings | None = None, *, dispatcher_factory: DispatcherFactory | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -75,21 +70,13 @@ def create_app(settings: Settings | None = None, *, dispatcher_factory: Dispatch
         app.state.settings = settings
         app.state.engine = engine
         app.state.session_factory = make_sessionmaker(engine)
-        app.state.dispatcher = None
         app.state.auth_cache = AuthCache()
-        app.state.queue_positions = QueuePositionCache()
-        if dispatcher_factory is not None:
-            app.state.dispatcher = dispatcher_factory(app.state.session_factory, settings)
-            app.state.dispatcher.start()
         # Everything imported and built so far lives as long as the process: keep it out of the
         # garbage collector's full passes, which otherwise walk it all and stall requests (tail latency).
         gc.freeze()
         try:
             yield
         finally:
-            if app.state.dispatcher is not None:
-                app.state.dispatcher.stop()
-                app.state.dispatcher.join(timeout=5)
             engine.dispose()
 
     app = FastAPI(title="lorafleet", version="0.1.0", lifespan=lifespan)

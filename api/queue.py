@@ -1,10 +1,10 @@
-"""Hand-off from the API to the dispatcher: the job row is committed first, then the dispatcher is woken."""
+"""Hand-off from the API to the dispatcher: the job row is committed first, then the dispatchers are woken."""
 from __future__ import annotations
 
 from fastapi import Request
 
+from models.event_bus import wake_dispatcher
+
 
 def notify_submitted(request: Request) -> None:
-    loop = getattr(request.app.state, "dispatcher", None)
-    if loop is not None:
-        loop.wakeup.set()
+    wake_dispatcher(request.app.state.settings)

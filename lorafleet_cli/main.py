@@ -1,4 +1,4 @@
-"""The ``lorafleet`` command: up (embedded all-in-one), api, worker, migrate, users, models, demo."""
+"""The ``lorafleet`` command: up (embedded all-in-one), api, worker, dispatcher, migrate, users, models, demo."""
 from __future__ import annotations
 
 import argparse
@@ -49,22 +49,49 @@ def cmd_models_add(args) -> int:
     return 0
 
 
-def worker_command(queues: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q", queues,
-            "-c", str(concurrency), "--pool", "prefork", "--max-tasks-per-child", "1", "-l", loglevel,
-            "--without-gossip", "--without-mingle", "-n", f"lorafleet-{queues.replace(',', '-')}-%h-{os.getpid()}"]
+def worker_command(queues: str, concurrency: int = 1, *, memory_gb: float | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "lorafleet_cli.main", "worker", "--queues", queues, "--concurrency", str(concurrency),
+           "--loglevel", "WARNING"]
+    return cmd + (["--memory-gb", str(memory_gb)] if memory_gb else [])
 
 
 def cmd_worker(args) -> int:
+    """Register, run Celery on this worker's own queue, heartbeat; SIGTERM drains (see worker.supervisor)."""
     _apply_env(args)
-    from models.settings import get_settings
-    from worker.celery_app import queue_name
+    import logging
 
-    settings = get_settings()
-    if args.gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
-    queues = ",".join(queue_name(settings, q.strip()) for q in args.queues.split(","))
-    os.execv(sys.executable, worker_command(queues, args.concurrency, args.loglevel))
+    from models.settings import get_settings
+    from worker.supervisor import WorkerOptions, run_worker
+
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.host:
+        os.environ["LORAFLEET_HOSTNAME"] = args.host
+        get_settings.cache_clear()
+    gpus = tuple(int(g) for g in args.gpus.split(",")) if args.gpus else ()
+    options = WorkerOptions(queues=tuple(q.strip() for q in args.queues.split(",") if q.strip()), gpus=gpus,
+                            concurrency=args.concurrency, memory_gb=args.memory_gb, loglevel=args.loglevel)
+    return run_worker(get_settings(), options)
+
+
+def cmd_dispatcher(args) -> int:
+    """The admission loop as its own process; several may run (one pass at a time, by advisory lock)."""
+    _apply_env(args)
+    import logging
+    import threading
+
+    from models.settings import get_settings
+    from worker.dispatcher import build_loop
+
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    loop = build_loop(get_settings())
+    stopped = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopped.set())
+    loop.start()
+    while not stopped.wait(0.5) and loop.is_alive():
+        pass
+    loop.stop()
+    loop.join(10)
     return 0
 
 
@@ -75,7 +102,7 @@ def cmd_api(args) -> int:
     from models.settings import get_settings
 
     workers = args.workers or get_settings().api_processes
-    uvicorn.run("lorafleet_cli.app:create_app", factory=True, host=args.host, port=args.port, workers=workers,
+    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=workers,
                 log_level="warning", access_log=False)
     return 0
 
@@ -105,7 +132,6 @@ def cmd_up(args) -> int:
     _apply_env(args)
     from lorafleet_cli.bootstrap import ensure_admin, migrate
     from models.settings import get_settings
-    from worker.celery_app import queue_name
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -116,17 +142,25 @@ def cmd_up(args) -> int:
     serve_port = args.port + 1
     os.environ.setdefault("LORAFLEET_INFERENCE_URL", f"http://127.0.0.1:{serve_port}")
     get_settings.cache_clear()
+    # Workers drain quickly here: one machine, a person waiting on Ctrl-C (jobs resume from their checkpoint).
+    os.environ.setdefault("LORAFLEET_WORKER_SHUTDOWN_GRACE", "8")
+    get_settings.cache_clear()
     children = [
         subprocess.Popen(serve_command(serve_port, args.base_model), start_new_session=True),
-        subprocess.Popen(worker_command(queue_name(settings, "gpu"), 1, "WARNING"), start_new_session=True),
-        subprocess.Popen(worker_command(queue_name(settings, "io"), 2, "WARNING"), start_new_session=True),
+        subprocess.Popen(worker_command("gpu", 1), start_new_session=True),
+        subprocess.Popen(worker_command("io", 2), start_new_session=True),
     ]
+    from worker.dispatcher import build_loop
+
+    dispatcher = build_loop(get_settings())
+    dispatcher.start()
 
     def _stop(*_):
+        dispatcher.stop()
         for child in children:
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.time() + 10
+        deadline = time.time() + 12
         for child in children:
             try:
                 child.wait(max(0.1, deadline - time.time()))
@@ -138,8 +172,8 @@ def cmd_up(args) -> int:
         import uvicorn
 
         print(f"lorafleet: API on http://{args.host}:{args.port}/v1", flush=True)
-        uvicorn.run("lorafleet_cli.app:create_app", factory=True, host=args.host, port=args.port, log_level="warning",
-                    access_log=False)
+        uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level="warning",
+                    access_log=False, timeout_graceful_shutdown=3)
     finally:
         _stop()
     return 0
@@ -179,12 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="API processes (default LORAFLEET_API_WORKERS, 0 = one per CPU core)")
     api.set_defaults(func=cmd_api)
 
-    wk = with_data_dir(sub.add_parser("worker", help="run a Celery worker (one per GPU)"))
-    wk.add_argument("--queues", default="gpu", help="comma-separated: gpu,io")
-    wk.add_argument("--gpu", type=int, default=None, help="CUDA device index for this worker")
-    wk.add_argument("--concurrency", type=int, default=1)
+    wk = with_data_dir(sub.add_parser("worker", help="a registered worker: Celery on its own queue (one per GPU)"))
+    wk.add_argument("--queues", default="gpu", help="pools it serves, comma-separated: gpu,io")
+    wk.add_argument("--gpus", "--gpu", default=None, help="CUDA device indexes it owns, e.g. 0 or 0,1 (default: CPU)")
+    wk.add_argument("--concurrency", type=int, default=1, help="jobs at once on a CPU host")
+    wk.add_argument("--memory-gb", type=float, default=None, help="memory per device to advertise (default: detected)")
+    wk.add_argument("--host", default=None, help="host name to register under (default: $LORAFLEET_HOSTNAME or the machine's)")
     wk.add_argument("--loglevel", default="INFO")
     wk.set_defaults(func=cmd_worker)
+
+    dp = with_data_dir(sub.add_parser("dispatcher", help="the admission loop (fair share, placement, preemption)"))
+    dp.add_argument("--loglevel", default="INFO")
+    dp.set_defaults(func=cmd_dispatcher)
 
     mg = with_data_dir(sub.add_parser("migrate", help="apply database migrations"))
     mg.set_defaults(func=cmd_migrate)

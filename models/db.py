@@ -1,11 +1,18 @@
 """Engine and session factories. Nothing is created at import time."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -43,3 +50,22 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# Errors of a database that is restarting or unreachable: worth waiting out, not worth failing a job for.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+
+
+def retry_transient(fn: Callable[[], T], *, deadline_s: float = 120.0, what: str = "database call") -> T:
+    """``fn()``, retried with exponential back-off (0.2 s doubling to 5 s) while the database is unreachable,
+    for up to ``deadline_s``; then the last error is raised."""
+    delay, give_up_at = 0.2, time.monotonic() + deadline_s
+    while True:
+        try:
+            return fn()
+        except TRANSIENT_DB_ERRORS:
+            if time.monotonic() + delay > give_up_at:
+                raise
+            log.warning("%s failed (database unreachable?); retrying in %.1f s", what, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, TimestampMixin, UTCDateTime, id_column, utcnow
@@ -63,13 +63,30 @@ class Job(TimestampMixin, Base):
     admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Attempts lost to a crash or a dead worker (pauses, preemptions and stage hand-offs are not attempts).
     attempt: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # The last crash or lost worker's reason ({code, message}); a job failed for attempts carries it.
+    last_failure: Mapped[dict | None] = mapped_column(JSONType)
+    # The registered worker the dispatcher placed the job on (its own queue), then the one running it.
+    worker_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    # The id of the worker holding the lease (the registry id).
     lease_owner: Mapped[str | None] = mapped_column(String(256))
+    # Fencing token of the current claim: every write of a running job must carry it.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     worker_pid: Mapped[int | None] = mapped_column(Integer)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     pause_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Why a pause was asked: "user" (stays paused), "preempt" or "drain" (re-queued by itself).
+    pause_reason: Mapped[str | None] = mapped_column(String(16))
+    # When the job last started waiting for admission (FIFO and aging); the dispatcher's view of it.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    waiting_reason: Mapped[str | None] = mapped_column(Text)
+    queue_position: Mapped[int | None] = mapped_column(Integer)
+    estimated_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the job needs from a worker: {"memory_bytes", "devices", "base_model"} (the dispatcher's estimate).
+    resources: Mapped[dict] = mapped_column(JSONType, default=dict, nullable=False)
     # GPU/worker seconds consumed so far (for fair share and quotas).
     compute_seconds: Mapped[float] = mapped_column(default=0.0, nullable=False)
     priority: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
@@ -89,14 +106,23 @@ class JobEvent(Base):
 
 
 class UsageRecord(TimestampMixin, Base):
-    """Metered consumption per user and job: compute seconds, tokens, teacher spend."""
+    """The usage ledger: what one job (or, with no job, the serving of chat/completions) consumed in one
+    hour, per device kind: compute seconds, tokens trained and generated, teacher tokens and cost."""
 
     __tablename__ = "usage_records"
+    __table_args__ = (UniqueConstraint("owner_id", "job_id", "kind", "bucket_start", "device_kind",
+                                       name="uq_usage_records_bucket"),)
 
     id: Mapped[str] = id_column("usage-")
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
     job_id: Mapped[str | None] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    # Start of the UTC hour the row counts.
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime(), index=True, nullable=False)
+    # "cpu", "cuda:<device name>", or "" for work that used no device of ours (a remote teacher).
+    device_kind: Mapped[str] = mapped_column(String(64), default="", nullable=False)
     compute_seconds: Mapped[float] = mapped_column(default=0.0, nullable=False)
-    tokens: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    cost_usd: Mapped[float] = mapped_column(default=0.0, nullable=False)
+    tokens_trained: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    tokens_generated: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    teacher_tokens: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    teacher_cost_usd: Mapped[float] = mapped_column(default=0.0, nullable=False)

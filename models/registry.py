@@ -17,6 +17,8 @@ class BaseModelEntry(TimestampMixin, Base):
     # "builtin:<name>", or an absolute path to an HF dir / .gguf file.
     source: Mapped[str] = mapped_column(String(1024), nullable=False)
     description: Mapped[str] = mapped_column(String(512), default="", nullable=False)
+    # Its shape from config.json (contracts.memory_estimate.ModelShape fields), for memory estimates.
+    shape: Mapped[dict] = mapped_column(JSONType, default=dict, nullable=False)
 
 
 class Adapter(TimestampMixin, Base):

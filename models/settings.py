@@ -38,10 +38,29 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, validation_alias="LORAFLEET_MAX_ATTEMPTS")
     # Celery broker visibility timeout; must exceed any job (Redis default of 1 h is too short).
     visibility_timeout: int = Field(default=48 * 3600, validation_alias="LORAFLEET_VISIBILITY_TIMEOUT")
-    # GPU slots the dispatcher may fill at once (one per worker process on the gpu queue).
-    gpu_slots: int = Field(default=1, validation_alias="LORAFLEET_GPU_SLOTS")
-    # Concurrent jobs one user may run.
+    # Concurrent jobs one user may run (a user's own max_running_jobs overrides it).
     max_running_per_user: int = Field(default=2, validation_alias="LORAFLEET_MAX_RUNNING_PER_USER")
+    # The pool (capacity comes from the workers that register; see `lorafleet worker`).
+    # Seconds between dispatcher passes (a submission wakes it sooner through Redis).
+    dispatch_interval_s: float = Field(default=2.0, gt=0, validation_alias="LORAFLEET_DISPATCH_INTERVAL")
+    # An admission no worker has claimed after this many seconds is taken back and placed again.
+    admission_timeout_s: float = Field(default=60.0, gt=0, validation_alias="LORAFLEET_ADMISSION_TIMEOUT")
+    # Fair share counts past GPU-seconds with this half-life.
+    fair_share_half_life_s: float = Field(default=86400.0, gt=0, validation_alias="LORAFLEET_FAIR_SHARE_HALF_LIFE")
+    # A user below their share who has waited this long may preempt a job running above its owner's share.
+    preemption_grace_s: float = Field(default=300.0, ge=0, validation_alias="LORAFLEET_PREEMPTION_GRACE")
+    preemption: bool = Field(default=True, validation_alias="LORAFLEET_PREEMPTION")
+    # A job waiting longer than this goes ahead of the fair-share order (the no-starvation bound).
+    starvation_s: float = Field(default=3600.0, gt=0, validation_alias="LORAFLEET_STARVATION")
+    # The host name workers register under (default: the machine's).
+    hostname: str = Field(default="", validation_alias="LORAFLEET_HOSTNAME")
+    # This worker's registry id (set by `lorafleet worker` for its Celery process; empty elsewhere).
+    worker_id: str = Field(default="", validation_alias="LORAFLEET_WORKER_ID")
+    # "cpu" or "cuda:<name>": the device kind this worker's usage is metered under (set by `lorafleet worker`).
+    device_kind: str = Field(default="cpu", validation_alias="LORAFLEET_DEVICE_KIND")
+    # SIGTERM to a worker: its jobs pause at their next checkpoint and go back to the queue; after this
+    # many seconds whatever still runs is killed and handed back (Celery's warm shutdown would wait hours).
+    worker_shutdown_grace_s: float = Field(default=60.0, ge=0, validation_alias="LORAFLEET_WORKER_SHUTDOWN_GRACE")
     # Key that encrypts stored secrets (teacher API keys); empty -> DATA_DIR/secret.key, made on first use.
     # Set the same value on every host of a multi-host deployment.
     secret_key: str = Field(default="", validation_alias="LORAFLEET_SECRET_KEY")

@@ -32,8 +32,9 @@ class User(TimestampMixin, Base):
     # Fair-share weight and caps (None = the server default).
     share_weight: Mapped[float] = mapped_column(Float, default=1.0, nullable=False)
     max_running_jobs: Mapped[int | None] = mapped_column(Integer)
-    gpu_hours_quota: Mapped[float | None] = mapped_column(Float)
-    teacher_budget_usd: Mapped[float | None] = mapped_column(Float)
+    # Caps per UTC day: GPU-hours of running jobs, US dollars paid to teachers (None = no cap).
+    gpu_hours_per_day: Mapped[float | None] = mapped_column(Float)
+    teacher_usd_per_day: Mapped[float | None] = mapped_column(Float)
 
     keys: Mapped[list[ApiKey]] = relationship(back_populates="user", cascade="all, delete-orphan")
 

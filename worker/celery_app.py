@@ -4,7 +4,8 @@
 Torch-free: the API imports it to send tasks by name.
 
 Reliability settings follow DESIGN.md section 6: late acks, prefetch 1, reject on worker loss,
-a visibility timeout longer than any job, one task per child process on GPU workers.
+a visibility timeout longer than any job, one task per child process on GPU workers. Each worker
+consumes only its own queue (``worker.dispatcher.worker_queue``): the dispatcher decides placement.
 Embedded mode (no REDIS_URL) uses kombu's SQLAlchemy transport on a SQLite file: it needs no
 server, survives restarts (messages are rows), and its ``broker_transport_options`` are passed
 to ``create_engine`` -- so only engine arguments go there (a 30 s SQLite busy timeout), never
@@ -50,7 +51,11 @@ def create_celery_app(settings: Settings) -> Celery:
         accept_content=["json"],
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A broker blip must not touch running jobs: Postgres holds their state and the runner is idempotent,
+        # so a message redelivered after the blip is dropped harmlessly. Reconnect for as long as it takes.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
         task_default_queue=queue_name(settings, "io"),
         worker_enable_remote_control=not settings.embedded,

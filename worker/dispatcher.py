@@ -1,37 +1,47 @@
-"""Admission control: queued jobs wait in the database; the dispatcher sends them to Celery as slots free.
+"""The admission loop (``lorafleet dispatcher``): housekeeping, then one pass of the pure policy, then
+each admitted job is sent to the Celery queue of the worker it was placed on.
 
-Order between users is weighted fair share within per-user caps on running jobs: the policy is the
-pure ``contracts.scheduling.pick_admissions``; this module feeds it the database's facts. The reaper
-half re-queues jobs whose worker stopped heart-beating (or fails them after ``max_attempts``).
-Torch-free; called by the API after each submission, by a background loop, and by workers when a
-job ends.
+Postgres is the truth: a pass runs in one transaction under an advisory lock, so several dispatchers
+may run at once (one does each pass, the others skip it); the sends happen after the commit, and an
+admission whose send failed, or whose dispatcher died before sending, is taken back after
+``admission_timeout_s`` (``worker.reaper``). The policy itself is ``contracts.scheduling.plan``; this
+module only feeds it (``worker.pool_facts``) and writes its answer down. Torch-free.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts import scheduling
 from models.base import utcnow
 from models.crud import jobs as job_crud
-from models.crud.queue import PENDING_STATUSES
-from models.db import session_scope
-from models.job import Job, JobStatus
+from models.db import TRANSIENT_DB_ERRORS, retry_transient, session_scope
+from models.job import Job
 from models.settings import Settings
-from models.user import User
+from worker import pool_facts, reaper
 
 log = logging.getLogger(__name__)
-QUEUES = ("gpu", "io")
-FAIR_SHARE_WINDOW = timedelta(days=7)
-IO_SLOTS = 8
-_ADVISORY_KEY = 0x1F0A7  # one dispatcher at a time across API replicas
+_ADVISORY_KEY = 0x1F0A7  # one pass at a time across dispatchers
 
 SendFn = Callable[[Job], None]
+
+
+@dataclass
+class PassReport:
+    """What one pass did (for logs and tests)."""
+
+    admitted: list[str] = field(default_factory=list)
+    preempted: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    lost_workers: list[str] = field(default_factory=list)
+    skipped: bool = False  # another dispatcher held the lock
 
 
 def _try_lock(session: Session) -> bool:
@@ -40,138 +50,144 @@ def _try_lock(session: Session) -> bool:
     return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY}).scalar())
 
 
-def reap_expired_leases(session: Session, settings: Settings) -> list[str]:
-    """Jobs whose lease expired go back to the queue (resumable), or fail after too many attempts."""
-    requeued = []
-    for job in job_crud.expired_running_jobs(session=session):
-        stage = job.status
-        if job.attempt >= settings.max_attempts:
-            job.status, job.finished_at = JobStatus.failed.value, utcnow()
-            job.error = {"code": "worker_lost", "param": None,
-                         "message": f"the worker running this job stopped responding {job.attempt} times"}
-            job_crud.add_event(session=session, job_id=job.id, level="error", message=job.error["message"])
-        else:
-            job.status = JobStatus.queued.value if stage == JobStatus.running.value else stage
-            job.admitted_at = None
-            job_crud.add_event(session=session, job_id=job.id, level="warn",
-                               message=f"Worker {job.lease_owner} lost (lease expired); job re-queued to resume",
-                               data={"attempt": job.attempt})
-            requeued.append(job.id)
-        job.lease_owner = job.lease_expires_at = job.worker_pid = None
-    return requeued
-
-
-def _recent_usage(session: Session, owners: set[str]) -> dict[str, float]:
-    """Compute seconds of ``owners``' jobs in the fair-share window."""
-    since = utcnow() - FAIR_SHARE_WINDOW
-    rows = session.execute(select(Job.owner_id, func.sum(Job.compute_seconds))
-                           .where(Job.created_at >= since, Job.owner_id.in_(owners)).group_by(Job.owner_id)).all()
-    return {owner: float(sec or 0.0) for owner, sec in rows}
-
-
-def pick_admissions(session: Session, settings: Settings, queue: str) -> list[Job]:
-    """Choose which pending jobs of ``queue`` to admit now: the database's facts, the policy of
-    ``contracts.scheduling`` (fair share, caps, free slots)."""
-    slots = settings.gpu_slots if queue == "gpu" else IO_SLOTS
-    active = session.execute(select(Job.owner_id).where(
-        Job.queue == queue,
-        (Job.status.in_(PENDING_STATUSES) & Job.admitted_at.is_not(None)) | Job.lease_owner.is_not(None),
-    )).scalars().all()
-    free = slots - len(active)
-    if free <= 0:
-        return []
-    pending = list(session.execute(
-        select(Job).where(Job.queue == queue, Job.status.in_(PENDING_STATUSES), Job.admitted_at.is_(None),
-                          Job.cancel_requested.is_(False))
-        .order_by(Job.priority.desc(), Job.created_at, Job.id).with_for_update(skip_locked=True)
-    ).scalars())
-    if not pending:
-        return []
-    by_id = {job.id: job for job in pending}
-    chosen = scheduling.pick_admissions(
-        pending=[scheduling.PendingJob(j.id, j.owner_id, j.priority, j.created_at) for j in pending],
-        running_owners=active, free_slots=free, users=_user_shares(session, pending),
-        default_cap=settings.max_running_per_user)
-    return [by_id[j.id] for j in chosen]
-
-
-def _user_shares(session: Session, pending: list[Job]) -> dict[str, scheduling.UserShare]:
-    """Weight, cap and recent compute of every user with a pending job."""
-    owners = {j.owner_id for j in pending}
-    usage = _recent_usage(session, owners)
-    users = {u.id: u for u in session.execute(select(User).where(User.id.in_(owners))).scalars()}
-    shares = {}
-    for owner in owners:
-        user = users.get(owner)
-        shares[owner] = scheduling.UserShare(weight=user.share_weight if user else 1.0,
-                                             max_running=user.max_running_jobs if user else None,
-                                             recent_compute_s=usage.get(owner, 0.0))
-    return shares
-
-
-def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, send: SendFn) -> list[str]:
-    """Reap expired leases, then admit what fits; returns the admitted job ids."""
-    admitted: list[Job] = []
+def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, send: SendFn,
+                  now: datetime | None = None) -> PassReport:
+    """One pass: reap, plan, record, then send the admissions."""
+    report, admitted = PassReport(), []
     with session_scope(session_factory) as s:
         if not _try_lock(s):
-            return []
-        reap_expired_leases(s, settings)
-        for queue in QUEUES:
-            for job in pick_admissions(s, settings, queue):
-                job.admitted_at = utcnow()
-                admitted.append(job)
-        s.flush()  # write admitted_at before the rows leave the session
+            return PassReport(skipped=True)
+        now = now or utcnow()
+        report.lost_workers = reaper.mark_lost_workers(s, settings, now)
+        report.requeued = reaper.reap_expired_leases(s, settings, now)
+        reaper.take_back_stale_admissions(s, settings, now)
+        s.flush()
+        facts = pool_facts.gather(s, settings, now)
+        plan = scheduling.plan(pending=facts.pending, running=facts.running, workers=facts.workers,
+                               users=facts.users, now=now, config=pool_facts.policy_config(settings))
+        admitted = _apply(s, facts, plan, now)
+        report.preempted = list(plan.preemptions)
+        s.flush()
         s.expunge_all()
     for job in admitted:
         try:
             send(job)
+            report.admitted.append(job.id)
         except Exception:
-            log.exception("could not send job %s to the broker; it stays queued", job.id)
-            with session_scope(session_factory) as s:
-                row = s.get(Job, job.id)
-                if row is not None and row.status == JobStatus.queued.value:
-                    row.admitted_at = None
-    return [j.id for j in admitted]
+            log.exception("could not send job %s to worker %s; it is taken back and placed again", job.id,
+                          job.worker_id)
+            _unadmit(session_factory, job.id)
+    return report
+
+
+def _apply(s: Session, facts: pool_facts.PoolFacts, plan: scheduling.Plan, now: datetime) -> list[Job]:
+    """Write the plan down: admissions (placed on a worker), preemptions (pause at the next checkpoint
+    and re-queue), and for every job still waiting its reason, position and estimated start."""
+    admitted = []
+    for adm in plan.admissions:
+        job = facts.pending_rows[adm.job_id]
+        job.admitted_at, job.worker_id, job.estimated_start = now, adm.worker_id, now
+        job.waiting_reason = job.queue_position = None
+        job_crud.add_event(session=s, job_id=job.id, message=f"Admitted to worker {adm.worker_id}",
+                           data={"worker_id": adm.worker_id})
+        admitted.append(job)
+    for job_id in plan.preemptions:
+        job_crud.request_pause(session=s, job=facts.holding_rows[job_id], reason="preempt")
+    placed = {a.job_id for a in plan.admissions}
+    for job_id, job in facts.pending_rows.items():
+        if job_id in placed:
+            continue
+        reason, position = plan.waiting_reasons.get(job_id), plan.queue_positions.get(job_id)
+        start = plan.estimated_starts.get(job_id)
+        if (job.waiting_reason, job.queue_position, job.estimated_start) != (reason, position, start):
+            job.waiting_reason, job.queue_position, job.estimated_start = reason, position, start
+    return admitted
+
+
+def _unadmit(session_factory: sessionmaker[Session], job_id: str) -> None:
+    try:
+        with session_scope(session_factory) as s:
+            reaper.take_back_admissions(s, [s.get(Job, job_id).worker_id or ""], "the broker refused the message")
+    except Exception:  # the stale-admission timeout takes it back instead
+        log.warning("could not take back %s now; the admission timeout will", job_id, exc_info=True)
+
+
+def worker_queue(settings: Settings, worker_id: str) -> str:
+    """The Celery queue only one registered worker consumes."""
+    return f"{settings.namespace}w.{worker_id}"
 
 
 def celery_sender(celery_app, settings: Settings) -> SendFn:
-    from worker.celery_app import TASK_NAMES, queue_name
+    from worker.celery_app import TASK_NAMES
 
     def send(job: Job) -> None:
-        celery_app.send_task(TASK_NAMES[job.kind], args=[job.id], queue=queue_name(settings, job.queue))
+        celery_app.send_task(TASK_NAMES[job.kind], args=[job.id], queue=worker_queue(settings, job.worker_id))
 
     return send
 
 
 class DispatcherLoop(threading.Thread):
-    """Runs ``dispatch_once`` every ``interval`` seconds until stopped (in the API process)."""
+    """``dispatch_once`` every ``settings.dispatch_interval_s`` (sooner when woken) until stopped; a
+    database that does not answer is waited out with back-off, never fatal."""
 
-    def __init__(self, session_factory, settings: Settings, send: SendFn, interval: float = 2.0,
-                 min_gap: float = 0.5):
+    def __init__(self, session_factory: sessionmaker[Session], settings: Settings, send: SendFn,
+                 min_gap: float = 0.2):
         super().__init__(daemon=True, name="lorafleet-dispatcher")
-        self.session_factory, self.settings, self.send, self.interval = session_factory, settings, send, interval
-        self.min_gap = min_gap  # a burst of submissions shares one pass instead of one pass each
+        self.session_factory, self.settings, self.send, self.min_gap = session_factory, settings, send, min_gap
         self.stopped = threading.Event()
         self.wakeup = threading.Event()
 
     def run(self) -> None:
+        wake = _RedisWake(self.settings, self.wakeup) if self.settings.redis_url else None
+        if wake is not None:
+            wake.start()
         while not self.stopped.is_set():
             try:
-                dispatch_once(self.session_factory, self.settings, self.send)
+                retry_transient(lambda: dispatch_once(self.session_factory, self.settings, self.send),
+                                deadline_s=30.0, what="dispatcher pass")
+            except TRANSIENT_DB_ERRORS:
+                log.warning("database unreachable; the dispatcher keeps trying")
             except Exception:
                 log.exception("dispatcher pass failed")
-            self.stopped.wait(self.min_gap)
-            self.wakeup.wait(max(0.0, self.interval - self.min_gap))
+            self.stopped.wait(self.min_gap)  # a burst of submissions shares one pass
+            self.wakeup.wait(max(0.0, self.settings.dispatch_interval_s - self.min_gap))
             self.wakeup.clear()
+        if wake is not None:
+            wake.stopped.set()
 
     def stop(self) -> None:
         self.stopped.set()
         self.wakeup.set()
 
 
-def start_in_api(session_factory, settings: Settings) -> DispatcherLoop:
-    """The dispatcher loop an API process runs (``create_app(dispatcher_factory=start_in_api)``)."""
+class _RedisWake(threading.Thread):
+    """Sets ``event`` whenever something is published on the dispatcher channel; reconnects after a
+    Redis outage (the loop's interval covers the gap)."""
+
+    def __init__(self, settings: Settings, event: threading.Event):
+        super().__init__(daemon=True, name="lorafleet-dispatcher-wake")
+        self.settings, self.event, self.stopped = settings, event, threading.Event()
+
+    def run(self) -> None:
+        import redis
+
+        from models.event_bus import dispatcher_channel
+
+        while not self.stopped.is_set():
+            try:
+                pubsub = redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=2).pubsub()
+                pubsub.subscribe(dispatcher_channel(self.settings.namespace))
+                while not self.stopped.is_set():
+                    if pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0):
+                        self.event.set()
+            except Exception:  # noqa: BLE001 - Redis down: retry in a moment
+                time.sleep(1.0)
+
+
+def build_loop(settings: Settings) -> DispatcherLoop:
+    """The dispatcher as ``lorafleet dispatcher`` and ``lorafleet up`` run it."""
+    from models.db import make_engine, make_sessionmaker
     from worker.celery_app import create_celery_app
 
-    return DispatcherLoop(session_factory, settings, celery_sender(create_celery_app(settings), settings),
-                          interval=1.0)
+    factory = make_sessionmaker(make_engine(settings.sqlalchemy_url))
+    return DispatcherLoop(factory, settings, celery_sender(create_celery_app(settings), settings))

@@ -3,27 +3,21 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from models.event_bus import wake_dispatcher
 from models.settings import get_settings
 from worker.celery_app import TASK_NAMES
+from worker.job_context import Handler
 from worker.resources import apply_torch_threads, redis_client, session_factory
-from worker.runner import Handler, run_job
+from worker.runner import run_job
 
 
 def _run(job_id: str, handler: Handler) -> str:
     settings = get_settings()
     apply_torch_threads(settings)  # one task per child process: this child's threads
     status = run_job(session_factory=session_factory(), settings=settings, job_id=job_id, handler=handler,
-                     redis_client=redis_client())
-    _admit_next(settings)
+                     redis_client=redis_client(), worker_id=settings.worker_id, device_kind=settings.device_kind)
+    wake_dispatcher(settings, redis_client())  # a slot just freed
     return status
-
-
-def _admit_next(settings) -> None:
-    """A slot just freed: let the dispatcher admit the next job without waiting for its loop."""
-    from worker.celery_app import get_celery_app
-    from worker.dispatcher import celery_sender, dispatch_once
-
-    dispatch_once(session_factory(), settings, celery_sender(get_celery_app(), settings))
 
 
 @shared_task(name=TASK_NAMES["preflight"])

@@ -63,7 +63,7 @@ def settings(service_env):
 def api_client(settings):
     from fastapi.testclient import TestClient
 
-    from lorafleet_cli.app import create_app
+    from api.main import create_app
 
     with TestClient(create_app(settings)) as client:
         yield client
@@ -146,7 +146,7 @@ def wait_for(predicate, timeout: float, interval: float = 0.3, what: str = "cond
 
 @pytest.fixture(scope="session")
 def live_api(settings):
-    from lorafleet_cli.app import create_app
+    from api.main import create_app
     from tests.support.live_server import LiveServer
 
     server = LiveServer(create_app(settings))

@@ -12,7 +12,8 @@ from models.crud.users import create_user
 from models.db import session_scope
 from models.job import Job, JobKind
 from models.settings import Settings
-from worker.runner import JobFailed, run_job
+from worker.job_context import JobFailed
+from worker.runner import run_job
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ def test_a_live_lease_blocks_a_second_worker(db_session_factory, settings, new_j
 def test_next_stage_after_the_last_is_refused_by_the_runner(tmp_path):
     from contracts.job_stages import first_stage
     from models.settings import Settings
-    from worker.runner import JobContext, NextStage
+    from worker.job_context import JobContext, NextStage
 
     ctx = JobContext(job_id="j", kind="fine_tuning", stage="validating_files", owner_id="u", model="m", params={},
                      attempt=1, settings=Settings(LORAFLEET_DATA_DIR=str(tmp_path)), session_factory=None)

@@ -12,17 +12,16 @@ import time
 from contracts.decoding import ModelTarget
 from contracts.records import BatchRequest, parse_batch_file
 from models.crud.model_refs import resolve_model
-from models.db import session_scope
 from worker.handlers.job_files import raise_parse_errors, read_owned_file, register_job_file
 from worker.handlers.line_ledger import LineLedger
+from worker.job_context import JobContext
 from worker.resources import resolve_base_model_dir
-from worker.runner import JobContext
 
 
 def resolve_models(ctx: JobContext, requests: list[BatchRequest]) -> dict[str, tuple[str, ModelTarget] | None]:
     """Each distinct model name -> (base model, target), or None when the owner has no such model."""
     out: dict[str, tuple[str, ModelTarget] | None] = {}
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         for name in {r.body["model"] for r in requests}:
             try:
                 ref = resolve_model(session=s, name=name, owner_id=ctx.owner_id)
@@ -96,7 +95,7 @@ def run_batch_job(ctx: JobContext) -> dict:
     if base is not None and any(found.get(r.body["model"]) for r in todo):
         from worker.ml.decoding.engine import InferenceEngine
 
-        with session_scope(ctx.session_factory) as s:
+        with ctx.session() as s:
             model_dir = resolve_base_model_dir(s, ctx.settings, base)
         engine = InferenceEngine(model_dir, device=ctx.settings.device, dtype=p.get("precision", "auto"))
         ctx.emit(f"Loaded {base} on {engine.device} ({str(engine.dtype).removeprefix('torch.')}); "

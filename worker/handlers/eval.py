@@ -19,19 +19,18 @@ from contracts.configs import SamplingParams, TeacherConfig
 from contracts.decoding import DecodeResult, ModelTarget
 from contracts.records import parse_eval_file
 from models.crud.model_refs import resolve_model
-from models.db import session_scope
 from worker.handlers.eval_judge import LedgeredJudge
 from worker.handlers.job_files import raise_parse_errors, read_owned_file, register_job_file
 from worker.handlers.line_ledger import ResultLedger
+from worker.job_context import JobContext, JobFailed
 from worker.ml.teachers.interface import TeacherUnavailableError
 from worker.resources import resolve_base_model_dir
-from worker.runner import JobContext, JobFailed
 
 
 def resolve_targets(ctx: JobContext, names: list[str]) -> tuple[str, list[ModelTarget]]:
     """(base model, targets); every model must still exist, be the owner's and share one base."""
     targets, bases = [], set()
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         for name in names:
             try:
                 ref = resolve_model(session=s, name=name, owner_id=ctx.owner_id)
@@ -77,7 +76,7 @@ def run_eval_job(ctx: JobContext) -> dict:
     raise_parse_errors(parsed, "eval_file")
     examples = parsed.records[:p["limit"]] if p.get("limit") else parsed.records
     base, targets = resolve_targets(ctx, p["models"])
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         model_dir = resolve_base_model_dir(s, ctx.settings, base)
     engine = InferenceEngine(model_dir, device=ctx.settings.device, dtype=p.get("precision", "auto"))
     ctx.emit(f"Scoring {len(targets)} models on {len(examples)} rows ({', '.join(p['metrics'])}) on {engine.device}",

@@ -13,8 +13,8 @@ import hashlib
 from contracts.configs import TeacherConfig
 from worker.handlers.line_ledger import ResultLedger
 from worker.handlers.teachers import make_teacher
+from worker.job_context import JobContext, JobFailed
 from worker.ml.teachers.interface import DecodingParams, TeacherConfigError, TeacherRequest, TeacherResponse
-from worker.runner import JobContext, JobFailed
 
 DEFAULT_JUDGE_MAX_TOKENS = 512
 

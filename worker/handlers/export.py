@@ -1,16 +1,15 @@
 """Export jobs: merge an adapter into its base model's weights (full HF checkpoint + tokenizer)."""
 from __future__ import annotations
 
-from models.db import session_scope
 from models.registry import Adapter
+from worker.job_context import JobContext, JobFailed
 from worker.resources import resolve_base_model_dir
-from worker.runner import JobContext, JobFailed
 
 
 def run_export_job(ctx: JobContext) -> dict:
     from worker.ml.training.lora import merge_adapter
 
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         a = s.get(Adapter, ctx.params["adapter_id"])
         if a is None or a.owner_id != ctx.owner_id:
             raise JobFailed("adapter_not_found", f"adapter {ctx.params['adapter_id']} no longer exists", "adapter_id")

@@ -4,11 +4,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from contracts.configs import FinetuneHyperparameters
-from models.db import session_scope
 from models.registry import Adapter, Checkpoint
 from worker.handlers.preflight import load_training_examples, load_training_file
+from worker.job_context import JobContext, JobFailed, NextStage
 from worker.resources import resolve_base_model_dir
-from worker.runner import JobContext, JobFailed, NextStage
 
 
 def adapter_name(base_model: str, suffix: str | None, job_id: str) -> str:
@@ -22,7 +21,7 @@ def validate_files(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
     examples = load_training_examples(ctx, ctx.params["training_file"], "training_file")
     if ctx.params.get("validation_file"):
         load_training_examples(ctx, ctx.params["validation_file"], "validation_file")
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         model_dir = resolve_base_model_dir(s, ctx.settings, ctx.model)
     report = run_preflight(examples, model_dir, hp)
     if report.get("n_untrainable", 0) >= report["n_examples"] and report["n_over_cutoff"] < report["n_examples"]:
@@ -41,7 +40,7 @@ def validate_files(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
 
 def _record_checkpoint(ctx: JobContext, name: str, info: dict) -> None:
     step = int(info["step"])
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         row = s.execute(select(Checkpoint).where(Checkpoint.job_id == ctx.job_id,
                                                  Checkpoint.step_number == step)).scalar_one_or_none()
         if row is None:
@@ -71,7 +70,7 @@ def train_adapter(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
     if ctx.params.get("validation_file"):
         val, val_file = load_training_file(ctx, ctx.params["validation_file"], "validation_file")
         files.append(val_file)
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         model_dir = resolve_base_model_dir(s, ctx.settings, ctx.model)
     _announce_resume(ctx)
     ctx.emit(f"Training {name} on {len(train)} examples")
@@ -108,7 +107,7 @@ def _announce_resume(ctx: JobContext) -> None:
 
 
 def _register_adapter(ctx: JobContext, name: str, hp: FinetuneHyperparameters, out: dict) -> None:
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         row = s.execute(select(Adapter).where(Adapter.name == name)).scalar_one_or_none() or Adapter(
             owner_id=ctx.owner_id, name=name, base_model=ctx.model, job_id=ctx.job_id, path="")
         row.path, row.config = str(out["adapter_dir"]), hp.model_dump(mode="json")

@@ -14,17 +14,17 @@ import time
 
 from contracts.configs import GenerationJobConfig
 from contracts.seed_tasks import SeedFileError, parse_seed_file
-from models.crud.datasets import upsert_job_usage
+from models.base import utcnow
 from models.crud.files import get_owned_file
-from models.db import session_scope
+from models.crud.usage import record_teacher_totals
 from models.job import JobKind
 from worker.handlers.generation_dataset import publish_dataset
 from worker.handlers.teachers import make_teacher
+from worker.job_context import JobContext, JobFailed, JobStopped
 from worker.ml.selfinstruct.pipeline import JobAlreadyRunning, run_generation
 from worker.ml.selfinstruct.seeds import load_seed_tasks
 from worker.ml.teachers.interface import TeacherConfigError, TeacherUnavailableError
 from worker.resources import artifact_store
-from worker.runner import JobContext, JobFailed, JobStopped
 
 SUMMARY_KEYS = ("n_kept", "n_rejected", "n_instructions", "rounds", "tokens", "cost_usd", "requests_sent",
                 "requests_replayed")
@@ -35,7 +35,7 @@ def load_seeds(ctx: JobContext) -> list[dict]:
     file_id = ctx.params.get("seed_file")
     if not file_id:
         return load_seed_tasks()
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         f = get_owned_file(session=s, file_id=file_id, owner_id=ctx.owner_id)
         if f is None:
             raise JobFailed("file_not_found", f"seed file {file_id} no longer exists", "seed_file")
@@ -109,9 +109,9 @@ def run_generation_job(ctx: JobContext) -> dict:
                  "from its ledger", level="warn")
         return {"status": "paused", "reason": "teacher_unavailable", "message": str(exc)}
     summary = {k: out[k] for k in SUMMARY_KEYS}
-    with session_scope(ctx.session_factory) as s:
-        upsert_job_usage(session=s, owner_id=ctx.owner_id, job_id=ctx.job_id, kind=JobKind.generation.value,
-                         tokens=out["tokens"]["total"], cost_usd=out["cost_usd"])
+    with ctx.session() as s:
+        record_teacher_totals(session=s, owner_id=ctx.owner_id, job_id=ctx.job_id, kind=JobKind.generation.value,
+                              tokens=out["tokens"]["total"], cost_usd=out["cost_usd"], now=utcnow())
     ctx.report_progress(step=min(out["n_instructions"], cfg.num_instructions), total=cfg.num_instructions,
                         tokens=out["tokens"]["total"], tokens_per_s=reporter.tokens_per_s(), force=True,
                         n_kept=out["n_kept"], cost_usd=out["cost_usd"])

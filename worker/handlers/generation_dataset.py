@@ -15,10 +15,9 @@ from contracts.configs import GenerationJobConfig
 from contracts.records import parse_training_file
 from models.base import new_id
 from models.crud.datasets import get_dataset_of_job
-from models.db import session_scope
 from models.file import Dataset, File
+from worker.job_context import JobContext, JobFailed
 from worker.resources import artifact_store
-from worker.runner import JobContext, JobFailed
 
 ROWS_MAX_BYTES = 1 << 40  # the store's size guard is for uploads; generated files are ours
 
@@ -44,7 +43,7 @@ def dataset_summary(ds: Dataset) -> dict:
 
 def publish_dataset(ctx: JobContext, cfg: GenerationJobConfig, out: dict) -> dict:
     """Write the training file and the dataset's row files, then record File + Dataset for the owner."""
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         existing = get_dataset_of_job(session=s, job_id=ctx.job_id)
         if existing is not None:
             return dataset_summary(existing)
@@ -69,7 +68,7 @@ def publish_dataset(ctx: JobContext, cfg: GenerationJobConfig, out: dict) -> dic
         "cost_usd": out["cost_usd"], "rejected_by_filter": dict(Counter(r.get("filter") for r in rejected)),
         "n_training_rows": len(rows) - n_untrainable, "n_untrainable_rows": n_untrainable,
     }
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         s.add(File(id=file_id, owner_id=ctx.owner_id, filename=f"{ctx.job_id}.jsonl", purpose="fine-tune",
                    bytes=len(content), storage_path=file_rel, sha256=hashlib.sha256(content).hexdigest(),
                    info={"format": "alpaca", "n_records": stats["n_training_rows"]}))

@@ -5,10 +5,9 @@ from pathlib import Path
 
 from contracts.records import ParseResult
 from models.crud.files import get_owned_file
-from models.db import session_scope
 from models.file import File
+from worker.job_context import JobContext, JobFailed
 from worker.resources import artifact_store
-from worker.runner import JobContext, JobFailed
 
 
 def register_job_file(ctx: JobContext, src: Path, *, role: str, filename: str, purpose: str) -> str:
@@ -20,7 +19,7 @@ def register_job_file(ctx: JobContext, src: Path, *, role: str, filename: str, p
     rel = f"files/{ctx.owner_id}/{file_id}"
     with open(src, "rb") as stream:
         size, sha = artifact_store(ctx.settings).write_stream(rel, stream, max_bytes=1 << 62)
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         row = s.get(File, file_id) or File(id=file_id, owner_id=ctx.owner_id, storage_path=rel, filename="",
                                            purpose=purpose, bytes=0, sha256="")
         row.filename, row.purpose, row.bytes, row.sha256, row.storage_path = filename, purpose, size, sha, rel
@@ -31,7 +30,7 @@ def register_job_file(ctx: JobContext, src: Path, *, role: str, filename: str, p
 
 def read_owned_file(ctx: JobContext, file_id: str, param: str) -> bytes:
     """The bytes of an uploaded file of the job's owner (it may have been deleted since submit)."""
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         f = get_owned_file(session=s, file_id=file_id, owner_id=ctx.owner_id)
         if f is None:
             raise JobFailed("file_not_found", f"file {file_id} does not exist", param)

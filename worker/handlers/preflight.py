@@ -4,10 +4,9 @@ from __future__ import annotations
 from contracts.configs import FinetuneHyperparameters
 from contracts.records import Example, parse_training_file
 from contracts.run_config import DataFileRecord, bytes_sha256
-from models.db import session_scope
 from worker.handlers.job_files import raise_parse_errors, read_owned_file
+from worker.job_context import JobContext
 from worker.resources import resolve_base_model_dir
-from worker.runner import JobContext
 
 
 def load_training_file(ctx: JobContext, file_id: str, param: str) -> tuple[list[Example], DataFileRecord]:
@@ -31,7 +30,7 @@ def run_preflight_job(ctx: JobContext) -> dict:
     hp = FinetuneHyperparameters.model_validate(ctx.params.get("hyperparameters", {}))
     examples = load_training_examples(ctx, ctx.params["training_file"], "training_file")
     ctx.emit(f"Loaded {len(examples)} examples; loading the {ctx.model} tokenizer")
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         model_dir = resolve_base_model_dir(s, ctx.settings, ctx.model)
     report = run_preflight(examples, model_dir, hp)
     ctx.report_progress(step=1, total=1, tokens=report.get("total_tokens"), force=True)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from contracts.configs import TeacherConfig
 from models.crud.model_refs import resolve_model
-from models.db import session_scope
 from models.secrets import decrypt_secret
+from worker.job_context import JobContext, JobFailed
 from worker.ml.teachers.costs import configured_price
 from worker.ml.teachers.interface import Teacher
 from worker.ml.teachers.local import LocalTeacher
 from worker.ml.teachers.remote import build_teacher
 from worker.resources import resolve_base_model_dir
-from worker.runner import JobContext, JobFailed
 
 
 def job_secret(ctx: JobContext, field: str, param: str) -> str | None:
@@ -32,7 +31,7 @@ def job_secret(ctx: JobContext, field: str, param: str) -> str | None:
 def local_teacher(ctx: JobContext, cfg: TeacherConfig, param: str, engine=None, continuation: bool = True
                   ) -> LocalTeacher:
     """The owner's model ``cfg.model`` in-process; ``engine`` is reused when it runs the same base model."""
-    with session_scope(ctx.session_factory) as s:
+    with ctx.session() as s:
         try:
             ref = resolve_model(session=s, name=cfg.model, owner_id=ctx.owner_id)
             model_dir = resolve_base_model_dir(s, ctx.settings, ref.base_model)

@@ -1,0 +1,148 @@
+"""``lorafleet worker``: registers this worker, runs its Celery process on the worker's own queue, and
+heartbeats; on SIGTERM it drains (rolling restarts).
+
+Draining: the worker stops taking jobs, asks each of its running jobs to pause at its next checkpoint
+(or finished chunk) and go back to the queue, waits up to ``worker_shutdown_grace_s`` for them, then
+stops Celery -- killing whatever still runs -- and hands any job it still holds back to the queue
+without spending an attempt. Celery's own warm shutdown would wait for a training job to finish.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.base import utcnow
+from models.crud import jobs as job_crud
+from models.db import make_engine, make_sessionmaker, retry_transient, session_scope
+from models.job import Job
+from models.settings import Settings
+from worker import registry
+from worker.dispatcher import worker_queue
+from worker.reaper import release_worker_jobs, take_back_admissions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    queues: tuple[str, ...] = ("gpu",)   # pools it serves
+    gpus: tuple[int, ...] = ()           # CUDA devices it owns; none: the CPU
+    concurrency: int = 1                 # jobs at once on a CPU host (one per GPU otherwise)
+    memory_gb: float | None = None       # per device; overrides what is detected
+    loglevel: str = "INFO"
+
+
+def celery_command(queue: str, concurrency: int, name: str, loglevel: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q", queue,
+            "-c", str(concurrency), "--pool", "prefork", "--max-tasks-per-child", "1", "-l", loglevel,
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"]
+
+
+def _die_with_parent() -> None:  # the Celery process must not outlive its supervisor (SIGKILL included)
+    from billiard.util import set_pdeathsig
+
+    set_pdeathsig(signal.SIGKILL)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, options: WorkerOptions):
+        self.settings, self.options = settings, options
+        self.host = registry.default_host(settings)
+        self.worker_id = registry.new_worker_id(self.host)
+        self.devices = registry.detect_devices(list(options.gpus), options.memory_gb)
+        self.slots = len(options.gpus) if options.gpus else options.concurrency
+        self.factory: sessionmaker[Session] = make_sessionmaker(make_engine(settings.sqlalchemy_url, pool_size=2))
+        self.stop_requested = threading.Event()
+        self.child: subprocess.Popen | None = None
+
+    def run(self) -> int:
+        retry_transient(self._register, deadline_s=300, what="worker registration")
+        log.info("worker %s registered: %s, %d slot(s), queues %s", self.worker_id, self.devices.kind, self.slots,
+                 ",".join(self.options.queues))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_requested.set())
+        env = {**os.environ, "LORAFLEET_WORKER_ID": self.worker_id, "LORAFLEET_DEVICE_KIND": self.devices.kind}
+        if self.options.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.options.gpus))
+        self.child = subprocess.Popen(
+            celery_command(worker_queue(self.settings, self.worker_id), self.slots, self.worker_id,
+                           self.options.loglevel), env=env, start_new_session=True,
+            preexec_fn=_die_with_parent)  # noqa: PLW1509 - no other thread exists yet
+        interval = min(5.0, max(0.5, self.settings.lease_seconds / 3))
+        while not self.stop_requested.wait(interval):
+            self._beat(draining=False)
+            if self.child.poll() is not None:
+                log.error("the Celery process of worker %s exited (%s)", self.worker_id, self.child.returncode)
+                break
+        return self._shut_down()
+
+    def _register(self) -> None:
+        with session_scope(self.factory) as s:
+            self._register_in(s)
+
+    def _beat(self, *, draining: bool) -> None:
+        try:
+            with session_scope(self.factory) as s:
+                if registry.heartbeat(s, self.settings, self.worker_id, utcnow(), draining=draining) is None:
+                    self._register_in(s)
+        except Exception:  # the database is restarting: the next beat tries again
+            log.warning("worker heartbeat failed", exc_info=True)
+
+    def _register_in(self, s: Session) -> None:
+        registry.register(s, self.settings, worker_id=self.worker_id, host=self.host, devices=self.devices,
+                          slots=self.slots, queues=list(self.options.queues), now=utcnow())
+
+    def _held_jobs(self) -> list[str]:
+        with session_scope(self.factory) as s:
+            return list(s.execute(select(Job.id).where(Job.lease_owner == self.worker_id,
+                                                       Job.status.in_(job_crud.ACTIVE_STATUSES))).scalars())
+
+    def _ask_jobs_to_pause(self) -> None:
+        with session_scope(self.factory) as s:
+            registry.heartbeat(s, self.settings, self.worker_id, utcnow(), draining=True)
+            take_back_admissions(s, [self.worker_id], "its worker is shutting down")
+            for job in s.execute(select(Job).where(Job.lease_owner == self.worker_id,
+                                                   Job.status.in_(job_crud.ACTIVE_STATUSES))).scalars():
+                if not job.cancel_requested:
+                    job_crud.request_pause(session=s, job=job, reason="drain")
+
+    def _shut_down(self) -> int:
+        """Drain within the grace, stop Celery, hand back what is left, mark the worker stopped."""
+        deadline = time.monotonic() + self.settings.worker_shutdown_grace_s
+        try:
+            retry_transient(self._ask_jobs_to_pause, deadline_s=10, what="drain")
+            while time.monotonic() < deadline and self._held_jobs() and self.child.poll() is None:
+                time.sleep(0.5)
+                self._beat(draining=True)
+        except Exception:
+            log.warning("could not drain worker %s cleanly", self.worker_id, exc_info=True)
+        self._stop_celery()
+        try:
+            with session_scope(self.factory) as s:
+                release_worker_jobs(s, self.worker_id, "worker shut down")
+        except Exception:  # its leases run out and the dispatcher re-queues them (spending an attempt)
+            log.warning("could not hand back the jobs of %s", self.worker_id, exc_info=True)
+        return 0 if self.child is None or self.child.returncode in (0, -signal.SIGTERM, -signal.SIGKILL) else 1
+
+    def _stop_celery(self) -> None:
+        if self.child is None or self.child.poll() is not None:
+            return
+        os.killpg(self.child.pid, signal.SIGTERM)  # idle by now: warm shutdown is immediate
+        try:
+            self.child.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.child.pid, signal.SIGKILL)
+            self.child.wait(10)
+
+
+def run_worker(settings: Settings, options: WorkerOptions) -> int:
+    return Supervisor(settings, options).run()
