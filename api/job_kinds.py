@@ -23,7 +23,7 @@ from contracts.job_stages import STAGES, Stage
 from models.job import JobKind
 
 # The shared routes a kind may have; each kind lists the ones it answers.
-Operation = Literal["list", "retrieve", "cancel", "pause", "resume", "events"]
+Operation = Literal["list", "retrieve", "cancel", "pause", "resume", "events", "priority"]
 EVERY_OPERATION: frozenset[Operation] = frozenset({"list", "retrieve", "cancel", "pause", "resume", "events"})
 
 
@@ -54,7 +54,7 @@ class JobKindSpec:
 
 
 ANY_JOB = JobKindSpec(kind=None, object="job", noun="job", id_param="job_id", read=JobRead, prefix="/jobs",
-                      tag="jobs", operations=EVERY_OPERATION - {"list"})
+                      tag="jobs", operations=(EVERY_OPERATION - {"list"}) | {"priority"})
 PREFLIGHT = JobKindSpec(kind=JobKind.preflight, object="preflight.job", noun="preflight job",
                         id_param="preflight_job_id", read=JobRead, create=PreflightJobCreate,
                         config=FinetuneHyperparameters, prefix="/preflight/jobs", tag="preflight",

@@ -1,7 +1,8 @@
 """Job rows -> each kind's public view (the read model ``api.job_kinds`` declares for it).
 
-Every view takes ``(job, session, positions)``: with a session, a waiting job's queue position is
-filled in (from ``positions``, a ``QueuePositionCache``, on hot paths; else one COUNT).
+Every view takes ``(job, session)``. A waiting job's ``queue_position``, ``estimated_start`` and
+``waiting_reason`` are read from its row: the dispatcher writes them on every pass from the same policy
+that admits jobs, so what a user sees is the order jobs really start in (and costs a poll nothing).
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from api.schemas.evals import EvalJobRead, EvalJobReportRead
 from api.schemas.fine_tuning import FineTuningJobRead
 from api.schemas.generation import GenerationJobRead
 from api.schemas.jobs import EventRead, JobRead
-from models.crud.queue import QueuePositionCache, queue_position
+from models.crud.queue import PENDING_STATUSES
 from models.event_bus import event_payload
 from models.job import Job, JobEvent, JobKind, JobStatus
 
-View = Callable[[Job, Session | None, QueuePositionCache | None], BaseModel]
+View = Callable[[Job, Session | None], BaseModel]
 COMPLETION_WINDOW = timedelta(hours=24)  # a batch's advisory expiry (OpenAI's only window)
 
 
@@ -34,15 +35,20 @@ def _eta(job: Job) -> int | None:
     return int(datetime.fromisoformat(iso).timestamp())
 
 
-def _common_fields(job: Job, session: Session | None, positions: QueuePositionCache | None) -> dict:
-    position = None
-    if session is not None and job.status in (JobStatus.queued.value, JobStatus.validating_files.value):
-        position = positions.position(session, job) if positions is not None else queue_position(session, job)
+def _waiting_fields(job: Job) -> dict:
+    """Where a job waiting for admission stands, as the dispatcher's last pass wrote it (None otherwise)."""
+    if job.status not in PENDING_STATUSES or job.lease_owner is not None:
+        return {"queue_position": None, "estimated_start": None, "waiting_reason": None}
+    return {"queue_position": job.queue_position, "estimated_start": to_unix(job.estimated_start),
+            "waiting_reason": job.waiting_reason}
+
+
+def _common_fields(job: Job) -> dict:
     return {"id": job.id, "object": object_name(job.kind), "kind": job.kind, "status": job.status,
             "model": job.model, "created_at": to_unix(job.created_at), "started_at": to_unix(job.started_at),
             "finished_at": to_unix(job.finished_at), "error": _error(job), "progress": job.progress or {},
-            "estimated_finish": _eta(job), "queue_position": position, "attempt": job.attempt,
-            "metadata": job.user_metadata or {}, "result": job.result or None}
+            "estimated_finish": _eta(job), **_waiting_fields(job), "attempt": job.attempt,
+            "priority": job.priority, "metadata": job.user_metadata or {}, "result": job.result or None}
 
 
 def _error(job: Job) -> dict | None:
@@ -50,9 +56,9 @@ def _error(job: Job) -> dict | None:
     return {"param": None, **job.error} if job.error else None
 
 
-def job_view(job: Job, session: Session | None = None, positions: QueuePositionCache | None = None) -> JobRead:
+def job_view(job: Job, session: Session | None = None) -> JobRead:
     """The common job object of any kind (``/v1/jobs``, preflight and export jobs)."""
-    return JobRead(**_common_fields(job, session, positions))
+    return JobRead(**_common_fields(job))
 
 
 def event_view(ev: JobEvent) -> EventRead:
@@ -65,14 +71,13 @@ def _openai_hparams(hp: dict) -> dict:
             "learning_rate_multiplier": round(hp.get("learning_rate", 3e-4) / 3e-4, 6), **hp}
 
 
-def fine_tuning_view(job: Job, session: Session | None = None,
-                     positions: QueuePositionCache | None = None) -> FineTuningJobRead:
+def fine_tuning_view(job: Job, session: Session | None = None) -> FineTuningJobRead:
     """OpenAI's FineTuningJob: its hyperparameters under OpenAI's names as well as lorafleet's."""
     p, r = job.params, job.result or {}
     hp = _openai_hparams(p.get("hyperparameters", {}))
     tokens = r.get("trained_tokens") if job.status == JobStatus.succeeded.value else (job.progress or {}).get("tokens")
     return FineTuningJobRead(
-        **_common_fields(job, session, positions), fine_tuned_model=r.get("fine_tuned_model"),
+        **_common_fields(job), fine_tuned_model=r.get("fine_tuned_model"),
         organization_id=job.owner_id, hyperparameters=hp, training_file=p.get("training_file"),
         validation_file=p.get("validation_file"), result_files=r.get("result_files", []), seed=hp.get("seed"),
         trained_tokens=tokens, integrations=[],
@@ -80,32 +85,31 @@ def fine_tuning_view(job: Job, session: Session | None = None,
         suffix=p.get("suffix"))
 
 
-def generation_view(job: Job, session: Session | None = None,
-                    positions: QueuePositionCache | None = None) -> GenerationJobRead:
+def generation_view(job: Job, session: Session | None = None) -> GenerationJobRead:
     cfg, r, progress = job.params.get("config", {}), job.result or {}, job.progress or {}
     return GenerationJobRead(
-        **_common_fields(job, session, positions), method=cfg.get("method"),
+        **_common_fields(job), method=cfg.get("method"),
         num_instructions=cfg.get("num_instructions"), teacher=cfg.get("teacher"),
         has_teacher_api_key=bool(job.params.get("teacher_api_key_encrypted")), seed_file=job.params.get("seed_file"),
         config=cfg, dataset_id=r.get("dataset_id"), training_file=r.get("training_file"),
         n_kept=r.get("n_kept", progress.get("n_kept")), cost_usd=r.get("cost_usd", progress.get("cost_usd")))
 
 
-def _eval_fields(job: Job, session: Session | None, positions: QueuePositionCache | None) -> dict:
+def _eval_fields(job: Job) -> dict:
     p, r = job.params, job.result or {}
-    return {**_common_fields(job, session, positions), "eval_file": p.get("eval_file"), "models": p.get("models"),
+    return {**_common_fields(job), "eval_file": p.get("eval_file"), "models": p.get("models"),
             "fine_tuning_job": p.get("fine_tuning_job"), "metrics": p.get("metrics"), "sampling": p.get("sampling"),
             "limit": p.get("limit"), "judge": p.get("judge"), "report_file_id": r.get("report_file_id"),
             "scores": r.get("models")}
 
 
-def eval_view(job: Job, session: Session | None = None, positions: QueuePositionCache | None = None) -> EvalJobRead:
-    return EvalJobRead(**_eval_fields(job, session, positions))
+def eval_view(job: Job, session: Session | None = None) -> EvalJobRead:
+    return EvalJobRead(**_eval_fields(job))
 
 
 def eval_report_view(job: Job, session: Session, report: dict | None) -> EvalJobReportRead:
     """The eval job with its report; ``report`` left unset (so not sent) when there is none."""
-    return EvalJobReportRead(**_eval_fields(job, session, None), **({"report": report} if report is not None else {}))
+    return EvalJobReportRead(**_eval_fields(job), **({"report": report} if report is not None else {}))
 
 
 def batch_status(job: Job) -> str:
@@ -136,7 +140,7 @@ def _batch_errors(job: Job) -> BatchErrors:
                               "param": e.get("param"), "line": e.get("line")}])
 
 
-def batch_view(job: Job, session: Session | None = None, positions: QueuePositionCache | None = None) -> BatchRead:
+def batch_view(job: Job, session: Session | None = None) -> BatchRead:
     """OpenAI's Batch object (it has no queue position)."""
     p, r, progress = job.params, job.result or {}, job.progress or {}
     status, finished = batch_status(job), to_unix(job.finished_at)

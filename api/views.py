@@ -9,8 +9,10 @@ from models.user import ApiKey, User
 
 
 def user_view(u: User) -> UserRead:
-    return UserRead(id=u.id, name=u.name, is_admin=u.is_admin, created_at=to_unix(u.created_at),
-                    share_weight=u.share_weight, max_running_jobs=u.max_running_jobs)
+    return UserRead(id=u.id, name=u.name, is_admin=u.is_admin, is_active=u.is_active,
+                    created_at=to_unix(u.created_at), share_weight=u.share_weight,
+                    max_running_jobs=u.max_running_jobs, gpu_hours_per_day=u.gpu_hours_per_day,
+                    teacher_usd_per_day=u.teacher_usd_per_day)
 
 
 def key_view(k: ApiKey) -> ApiKeyRead:

@@ -65,7 +65,7 @@ def create_batch(body: BatchCreate, session: SessionDep, user: CurrentUser, sett
               "precision": body.precision, "batch_size": body.batch_size, "total": len(parsed.records), **plan}
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.batch, params=params,
                               model=models[0] if len(models) == 1 else plan["base_model"],
-                              user_metadata=body.metadata)
+                              user_metadata=body.metadata, priority=body.priority)
     if plan["unknown_models"]:
         job_crud.add_event(session=session, job_id=job.id, level="warn",
                            message=f"Unknown models {plan['unknown_models']}: their lines will be error lines",

@@ -75,12 +75,12 @@ def create_eval_job(body: EvalJobCreate, session: SessionDep, user: CurrentUser,
                     request: Request):
     f = require_file(session, user, body.eval_file, "eval_file", ("evals",))
     base, models = plan_models(session, user, body)
-    params = {**body.model_dump(mode="json", exclude={"metadata", "models"}), "eval_file": f.id, "models": models,
-              "base_model": base}
+    params = {**body.model_dump(mode="json", exclude={"metadata", "models", "priority"}), "eval_file": f.id,
+              "models": models, "base_model": base}
     if body.judge is not None:
         params.update(teacher_params(session, user, settings, body.judge, "judge"))
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.eval, params=params, model=base,
-                              user_metadata=body.metadata)
+                              user_metadata=body.metadata, priority=body.priority)
     session.commit()
     notify_submitted(request)
     return eval_view(job, session)

@@ -53,7 +53,7 @@ def create_fine_tuning_job(body: FineTuningJobCreate, session: SessionDep, user:
     params = {"training_file": training_file, "validation_file": validation_file, "suffix": body.suffix,
               "hyperparameters": hp.model_dump(mode="json")}
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.fine_tuning, model=body.model,
-                              params=params, user_metadata=body.metadata)
+                              params=params, user_metadata=body.metadata, priority=body.priority)
     session.commit()
     notify_submitted(request)
     return fine_tuning_view(job, session)

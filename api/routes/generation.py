@@ -53,7 +53,7 @@ def create_generation_job(body: GenerationJobCreate, session: SessionDep, user: 
     params.update(teacher_params(session, user, settings, cfg.teacher, "teacher"))
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.generation, model=cfg.teacher.model,
                               params=params, queue=teacher_queue(cfg.teacher),
-                              user_metadata=body.metadata)
+                              user_metadata=body.metadata, priority=body.priority)
     session.commit()
     notify_submitted(request)
     return generation_view(job, session)

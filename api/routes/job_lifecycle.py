@@ -1,5 +1,8 @@
 """The routes every job kind shares, built from its declaration (``api.job_kinds.JobKindSpec``):
-list, retrieve, cancel, pause, resume and events, with the same paging, state rules and errors.
+list, retrieve, cancel, pause, resume, events and priority, with the same paging, state rules and errors.
+
+A job is reachable by its owner and by any admin (admins run the pool: they pause, resume, cancel and
+re-prioritise anyone's job); to everyone else it does not exist (404). Lists show the caller's own jobs.
 
 A kind's 404 and 409 name its id parameter (``fine_tuning_job_id``, ``batch_id``...). Retrieve is the
 endpoint clients poll: it authenticates inline, so a status read is one thread-pool hop, not five
@@ -20,10 +23,10 @@ from api.job_kinds import JobKindSpec
 from api.job_views import KIND_VIEWS, event_view
 from api.queue import notify_submitted
 from api.schemas.common import ListRead
-from api.schemas.jobs import EventRead
+from api.schemas.jobs import EventRead, JobPriorityUpdate
 from contracts.events import EVENT_ID_PREFIX
 from models.crud import jobs as job_crud
-from models.job import Job, JobStatus
+from models.job import TERMINAL_STATUSES, Job, JobStatus
 from models.user import User
 
 EVENT_CURSOR = "an event id from a previous page ('ev-12'): events older than it (order=desc) or newer (asc)"
@@ -32,10 +35,10 @@ JOB_CURSOR = "a job id from a previous page: the jobs created before it"
 
 
 def owned_job(session: Session, user: User, spec: JobKindSpec, job_id: str) -> Job:
-    """The caller's job of the spec's kind, or a 404 naming the kind's id parameter (also for an id no
-    row can have: Postgres text holds no NUL)."""
-    job = None if "\x00" in job_id else job_crud.get_owned_job(session=session, job_id=job_id, owner_id=user.id,
-                                                                kind=spec.kind_value)
+    """The caller's job of the spec's kind (any user's, for an admin), or a 404 naming the kind's id
+    parameter (also for an id no row can have: Postgres text holds no NUL)."""
+    job = None if "\x00" in job_id else job_crud.get_owned_job(
+        session=session, job_id=job_id, owner_id=None if user.is_admin else user.id, kind=spec.kind_value)
     if job is None:
         raise not_found(spec.noun, job_id, spec.id_param)
     return job
@@ -80,7 +83,7 @@ def page_jobs(session: Session, user: User, spec: JobKindSpec, kind: str | None,
     """One page of the caller's jobs (of ``kind``; None: any), newest first, in the spec's view."""
     rows = job_crud.list_jobs(session=session, owner_id=user.id, kind=kind, after=after, limit=limit + 1)
     view = KIND_VIEWS[spec.kind]
-    return list_page([view(j, session, request.app.state.queue_positions) for j in rows[:limit]], len(rows) > limit)
+    return list_page([view(j, session) for j in rows[:limit]], len(rows) > limit)
 
 
 def cancel_job(session: Session, job: Job) -> Job:
@@ -90,15 +93,11 @@ def cancel_job(session: Session, job: Job) -> Job:
 
 
 def pause_job(session: Session, job: Job, param: str) -> Job:
-    """Running: stop at the next checkpoint. Queued: wait, unadmitted, until resumed. Else 409."""
-    if job.status == JobStatus.running.value:
-        job.pause_requested = True
-        job_crud.add_event(session=session, job_id=job.id, message="Pause requested; stopping at the next checkpoint")
-    elif job.status == JobStatus.queued.value:
-        job.status, job.admitted_at = JobStatus.paused.value, None
-        job_crud.add_event(session=session, job_id=job.id, message="Job paused while queued")
-    else:
-        raise APIError(409, "invalid_state", f"a {job.status} job cannot be paused", param)
+    """Running: stop at the next checkpoint and stay paused. Waiting: leave the line until resumed. Else 409."""
+    try:
+        job_crud.request_pause(session=session, job=job, reason="user")
+    except job_crud.InvalidTransition as exc:
+        raise APIError(409, "invalid_state", str(exc), param) from None
     session.commit()
     return job
 
@@ -111,8 +110,19 @@ def require_paused(job: Job, param: str) -> None:
 def resume_job(session: Session, job: Job, request: Request, param: str) -> Job:
     """A paused job goes back in line (and the dispatcher is woken); anything else is a 409."""
     require_paused(job, param)
-    job.status, job.admitted_at, job.pause_requested = JobStatus.queued.value, None, False
-    job_crud.add_event(session=session, job_id=job.id, message="Job resumed; re-queued")
+    job_crud.resume_paused(session=session, job=job)
+    session.commit()
+    notify_submitted(request)
+    return job
+
+
+def set_priority(session: Session, job: Job, request: Request, param: str, priority: int) -> Job:
+    """A new priority among the owner's jobs: a waiting job is re-ordered at the next admission pass."""
+    if job.status in TERMINAL_STATUSES:
+        raise APIError(409, "invalid_state", f"a {job.status} job has no priority to change", param)
+    job.priority = priority
+    job_crud.add_event(session=session, job_id=job.id, message=f"Priority set to {priority}",
+                       data={"priority": priority})
     session.commit()
     notify_submitted(request)
     return job
@@ -152,7 +162,7 @@ def _add_retrieve(router: APIRouter, spec: JobKindSpec) -> None:
         already typed as ``spec.read``, is serialised once (FastAPI would validate it again)."""
         with request.app.state.session_factory() as session:
             job = owned_job(session, authenticate(request, session), spec, job_id)
-            body = view(job, session, request.app.state.queue_positions)
+            body = view(job, session)
         return Response(body.model_dump_json(), media_type="application/json")
 
     router.add_api_route(f"/{{{spec.path_param}}}", retrieve_job, methods=["GET"], response_model=spec.read,
@@ -171,7 +181,7 @@ def _add_action(verb: str, act: Action) -> RouteBuilder:
         view, owned = KIND_VIEWS[spec.kind], owned_job_param(spec)
 
         def action(request: Request, session: SessionDep, job: owned):
-            return view(act(session, job, request, spec.id_param), session, None)
+            return view(act(session, job, request, spec.id_param), session)
 
         router.add_api_route(f"/{{{spec.path_param}}}/{verb}", action, methods=["POST"], response_model=spec.read,
                              name=_name(verb, spec))
@@ -191,6 +201,17 @@ def _add_events(router: APIRouter, spec: JobKindSpec) -> None:
                          response_model=ListRead[EventRead], name=_name("list", spec) + "_events")
 
 
+def _add_priority(router: APIRouter, spec: JobKindSpec) -> None:
+    view, owned = KIND_VIEWS[spec.kind], owned_job_param(spec)
+
+    def change_priority(request: Request, session: SessionDep, job: owned, body: JobPriorityUpdate):
+        """Re-order one of the owner's waiting jobs (owner or admin); other users' jobs keep their fair share."""
+        return view(set_priority(session, job, request, spec.id_param, body.priority), session)
+
+    router.add_api_route(f"/{{{spec.path_param}}}/priority", change_priority, methods=["POST"],
+                         response_model=spec.read, name=_name("prioritise", spec))
+
+
 ROUTE_BUILDERS: dict[str, RouteBuilder] = {  # in the order the routes are mounted
     "list": _add_list,
     "retrieve": _add_retrieve,
@@ -198,4 +219,5 @@ ROUTE_BUILDERS: dict[str, RouteBuilder] = {  # in the order the routes are mount
     "pause": _add_action("pause", lambda session, job, request, param: pause_job(session, job, param)),
     "resume": _add_action("resume", resume_job),
     "events": _add_events,
+    "priority": _add_priority,
 }

@@ -32,7 +32,7 @@ def _create(body: PreflightJobCreate, session, user, request: Request) -> JobRea
     require_file(session, user, body.training_file, "training_file", ("fine-tune",))
     require_lora_targets(session, body.model, body.hyperparameters.lora_target_modules, "hyperparameters")
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.preflight, model=body.model,
-                              params=params_of(body), user_metadata=body.metadata)
+                              params=params_of(body), user_metadata=body.metadata, priority=body.priority)
     session.commit()
     notify_submitted(request)
     return job_view(job, session)

@@ -1,4 +1,5 @@
-"""Users and API keys. Creating users is for admins; anyone may manage their own keys."""
+"""Users and API keys. Creating users and setting their weight, caps and standing is for admins; anyone may
+manage their own keys."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -8,19 +9,29 @@ from sqlalchemy.exc import IntegrityError
 from api.deps import AdminUser, CurrentUser, SessionDep
 from api.errors import APIError, error_responses, not_found
 from api.schemas.common import ListRead
-from api.schemas.users import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, UserCreate, UserCreated, UserRead
+from api.schemas.users import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
+    UserCreate,
+    UserCreated,
+    UserRead,
+    UserUpdate,
+)
 from api.views import key_view, user_view
 from models.crud.users import create_api_key, create_user, revoke_api_key
 from models.user import ApiKey, User
 
 router = APIRouter(tags=["users"])
+POOL_FIELDS = ("share_weight", "max_running_jobs", "gpu_hours_per_day", "teacher_usd_per_day")
 
 
 @router.post("/users", response_model=UserCreated, status_code=201, responses=error_responses(403, 409))
 def create_user_route(body: UserCreate, session: SessionDep, _: AdminUser) -> UserCreated:
     try:
         user, key = create_user(session=session, name=body.name, is_admin=body.is_admin)
-        user.share_weight, user.max_running_jobs = body.share_weight, body.max_running_jobs
+        for name in POOL_FIELDS:
+            setattr(user, name, getattr(body, name))
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -32,6 +43,21 @@ def create_user_route(body: UserCreate, session: SessionDep, _: AdminUser) -> Us
 def list_users(session: SessionDep, _: AdminUser) -> ListRead[UserRead]:
     users = session.execute(select(User).order_by(User.created_at)).scalars()
     return ListRead(data=[user_view(u) for u in users])
+
+
+@router.patch("/users/{user_id}", response_model=UserRead, responses=error_responses(403, 404))
+def update_user(user_id: str, body: UserUpdate, session: SessionDep, _: AdminUser, request: Request) -> UserRead:
+    """Set a user's fair-share weight, caps (null clears one) or standing; the dispatcher's next pass uses them."""
+    target = session.get(User, user_id) if "\x00" not in user_id else None
+    if target is None:
+        raise not_found("user", user_id, "user_id")
+    for name, value in body.model_dump(exclude_unset=True).items():
+        if value is None and name not in POOL_FIELDS[1:]:
+            raise APIError(400, "invalid_value", f"'{name}' cannot be null", name)
+        setattr(target, name, value)
+    session.commit()
+    request.app.state.auth_cache.drop_user(target.id)  # a deactivated user's cached keys stop at once
+    return user_view(target)
 
 
 @router.get("/me", response_model=UserRead)

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.jobs import priority_field
+
 BatchEndpoint = Literal["/v1/chat/completions", "/v1/completions"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -21,6 +23,7 @@ class BatchCreate(BaseModel):
     precision: Precision = Field("auto", description="auto: bf16 where the hardware runs it natively; fp32 is exact")
     batch_size: int = Field(16, ge=1, le=1024, description="rows generated together; finished lines are saved "
                             "after each group, so a restarted worker resumes from there")
+    priority: int = priority_field()  # a lorafleet extension (SDK: extra_body)
 
 
 class BatchRequestCounts(BaseModel):

@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.batches import Precision
-from api.schemas.jobs import JobRead
+from api.schemas.jobs import JobRead, priority_field
 from contracts.configs import EvalMetric, SamplingParams, TeacherConfig
 
 
@@ -27,6 +27,7 @@ class EvalJobCreate(BaseModel):
                                                           "against its reference (an OpenAI-compatible endpoint, "
                                                           "or {local: true, model}); its api_key is stored encrypted")
     metadata: dict[str, str] | None = Field(None, max_length=16)
+    priority: int = priority_field()
 
     @model_validator(mode="after")
     def _some_model(self):

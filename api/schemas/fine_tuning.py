@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.schemas.jobs import JobRead
+from api.schemas.jobs import JobRead, priority_field
 from contracts.configs import FinetuneHyperparameters
 
 
@@ -31,6 +31,7 @@ class FineTuningJobCreate(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     metadata: dict[str, str] | None = None
     integrations: list[dict] | None = None
+    priority: int = priority_field()  # a lorafleet extension (SDK: extra_body)
 
     @model_validator(mode="after")
     def _one_place_for_hyperparameters(self):

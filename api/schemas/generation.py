@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.jobs import JobRead
+from api.schemas.jobs import JobRead, priority_field
 from contracts.configs import GenerationJobConfig
 
 
@@ -17,6 +17,7 @@ class GenerationJobCreate(GenerationJobConfig):
                                   description="a file with purpose 'seed_tasks' (Self-Instruct JSONL); "
                                               "None: lorafleet's built-in seed tasks")
     metadata: dict[str, str] | None = None
+    priority: int = priority_field()
 
     def to_config(self) -> GenerationJobConfig:
         """The engine's config (the teacher keeps its api_key in memory; dumps leave it out)."""

@@ -1,4 +1,4 @@
-"""The common job object, job events, and the preflight job's create body."""
+"""The common job object, job events, a job's priority, and the preflight job's create body."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +6,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.configs import FinetuneHyperparameters
+
+PRIORITY_DESCRIPTION = ("orders this job among the caller's own waiting jobs (higher first; -100..100, default 0). "
+                        "It never moves a job ahead of another user's: fair share between users is unaffected")
+
+
+def priority_field() -> Any:
+    """The ``priority`` field every job kind's create body has (the SDK sends it in ``extra_body``)."""
+    return Field(0, ge=-100, le=100, description=PRIORITY_DESCRIPTION)
+
+
+class JobPriorityUpdate(BaseModel):
+    """``POST /v1/jobs/{job_id}/priority``: the waiting job's new priority, used from the next admission pass."""
+
+    model_config = ConfigDict(extra="forbid")
+    priority: int = Field(ge=-100, le=100, description=PRIORITY_DESCRIPTION)
 
 
 class JobError(BaseModel):
@@ -30,8 +45,14 @@ class JobRead(BaseModel):
     error: JobError | None = None
     progress: dict[str, Any] = {}
     estimated_finish: int | None = None
-    queue_position: int | None = None
-    attempt: int = 0
+    queue_position: int | None = Field(None, description="1-based place in its queue while it waits for "
+                                       "admission, in the order the scheduler will admit jobs")
+    estimated_start: int | None = Field(None, description="while it waits: when it is expected to start "
+                                        "(unix seconds), from the running jobs' estimated finish")
+    waiting_reason: str | None = Field(None, description="while it waits: why it has not started yet")
+    priority: int = Field(0, description=PRIORITY_DESCRIPTION)
+    attempt: int = Field(0, description="runs lost to a crash or a lost worker (pauses, preemptions and stage "
+                         "hand-offs are not attempts)")
     metadata: dict[str, Any] = {}
     result: dict[str, Any] | None = None
 
@@ -52,8 +73,9 @@ class PreflightJobCreate(BaseModel):
     training_file: str = Field(min_length=1)
     hyperparameters: FinetuneHyperparameters = Field(default_factory=FinetuneHyperparameters)
     metadata: dict[str, str] | None = None
+    priority: int = priority_field()
 
 
 def params_of(body: BaseModel, **extra: Any) -> dict:
-    """JSON-safe job params from a request body."""
-    return {**body.model_dump(mode="json", exclude={"metadata"}), **extra}
+    """JSON-safe job params from a request body (metadata and priority live in their own columns)."""
+    return {**body.model_dump(mode="json", exclude={"metadata", "priority"}), **extra}

@@ -1,11 +1,10 @@
-"""Datasets (generation outputs) and the usage they cost: owned look-ups, paging, idempotent upserts."""
+"""Datasets (generation outputs): owned look-ups and paging (what they cost is in ``models.crud.usage``)."""
 from __future__ import annotations
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from models.file import Dataset
-from models.job import UsageRecord
 
 
 def get_owned_dataset(*, session: Session, dataset_id: str, owner_id: str) -> Dataset | None:
@@ -27,15 +26,3 @@ def list_datasets(*, session: Session, owner_id: str, after: str | None, limit: 
                             and_(Dataset.created_at == anchor.created_at, Dataset.id < anchor.id)))
     return list(session.execute(q.order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(limit)).scalars())
 
-
-def upsert_job_usage(*, session: Session, owner_id: str, job_id: str, kind: str, tokens: int,
-                     cost_usd: float) -> UsageRecord:
-    """One usage row per job and kind, holding the job's running totals (a resumed job updates it)."""
-    row = session.execute(select(UsageRecord).where(UsageRecord.job_id == job_id, UsageRecord.kind == kind)
-                          ).scalars().first()
-    if row is None:
-        row = UsageRecord(owner_id=owner_id, job_id=job_id, kind=kind)
-        session.add(row)
-    row.tokens, row.cost_usd = tokens, cost_usd
-    session.flush()
-    return row

@@ -1,59 +1,51 @@
-"""Where a waiting job stands in its queue (read by the API for every status poll, and by tests).
+"""The statuses a job waits in for admission, and counts of what waits and what runs.
 
-Positions are advisory: admitted jobs first (by admission), then priority, then FIFO.
+Where a waiting job stands (its queue position, estimated start and why it waits) is no longer counted
+here: the dispatcher writes it onto the job row on every pass, from the same policy that admits jobs
+(``contracts.scheduling.plan``), and the API reads it from there. What is waiting and what runs where is
+counted here for the admins' view of the pool (``GET /v1/pool``).
 """
 from __future__ import annotations
-
-import time
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.job import Job, JobStatus
+from models.job import TERMINAL_STATUSES, Job, JobStatus
 
 # Statuses a job waits in for a worker: a new job's validation stage, or its main stage.
 PENDING_STATUSES = (JobStatus.validating_files.value, JobStatus.queued.value)
 
 
-def queue_position(session: Session, job: Job) -> int | None:
-    """1-based place of a queued job: admitted jobs first (by admission), then priority, then FIFO.
-    One COUNT over the (status, queue) index."""
-    if job.status not in PENDING_STATUSES or job.lease_owner is not None:
-        return None
-    if job.admitted_at is not None:
-        ahead = Job.admitted_at.is_not(None) & (Job.admitted_at < job.admitted_at)
-    else:
-        ahead = Job.admitted_at.is_not(None) | (Job.priority > job.priority) | (
-            (Job.priority == job.priority) & (Job.created_at < job.created_at))
-    n = session.execute(select(func.count()).select_from(Job).where(
-        Job.queue == job.queue, Job.status.in_(PENDING_STATUSES), Job.lease_owner.is_(None), ahead)).scalar()
-    return int(n) + 1
+def _pending():
+    """Waiting for admission: a pending status, not admitted, not claimed."""
+    return Job.status.in_(PENDING_STATUSES) & Job.admitted_at.is_(None) & Job.lease_owner.is_(None)
 
 
-class QueuePositionCache:
-    """Queue positions from one ordered snapshot per queue, refreshed at most every ``ttl`` seconds, so
-    polling clients cost no COUNT each. Positions are advisory; a job newer than the snapshot gets an
-    exact COUNT."""
-
-    def __init__(self, ttl: float = 1.0):
-        self.ttl = ttl
-        self._snapshots: dict[str, tuple[float, dict[str, int]]] = {}
-
-    def position(self, session: Session, job: Job) -> int | None:
-        if job.status not in PENDING_STATUSES or job.lease_owner is not None:
-            return None
-        now = time.monotonic()
-        taken, positions = self._snapshots.get(job.queue, (0.0, {}))
-        if now - taken > self.ttl:
-            positions = queue_positions(session, job.queue)
-            self._snapshots[job.queue] = (now, positions)
-        return positions.get(job.id) or queue_position(session, job)
+def _holding_a_slot():
+    """Running, or admitted to a worker and not yet claimed."""
+    return Job.status.not_in(TERMINAL_STATUSES) & (Job.lease_owner.is_not(None) | Job.admitted_at.is_not(None))
 
 
-def queue_positions(session: Session, queue: str) -> dict[str, int]:
-    """1-based position of every not-yet-started job of a queue (admitted ones first, then FIFO)."""
-    rows = session.execute(select(Job.id).where(Job.queue == queue, Job.status.in_(PENDING_STATUSES),
-                                                Job.lease_owner.is_(None))
-                           .order_by(Job.admitted_at.is_(None), Job.admitted_at, Job.priority.desc(),
-                                     Job.created_at)).scalars().all()
-    return {job_id: i + 1 for i, job_id in enumerate(rows)}
+def pending_counts(session: Session) -> tuple[dict[str, int], dict[str, int]]:
+    """Jobs waiting for admission: (per queue, per owner)."""
+    by_queue = dict(session.execute(select(Job.queue, func.count()).where(_pending()).group_by(Job.queue)).all())
+    by_owner = dict(session.execute(select(Job.owner_id, func.count()).where(_pending())
+                                    .group_by(Job.owner_id)).all())
+    return by_queue, by_owner
+
+
+def running_counts(session: Session) -> dict[str, int]:
+    """Jobs holding a slot (running, or admitted and not yet claimed), per owner."""
+    return dict(session.execute(select(Job.owner_id, func.count()).where(_holding_a_slot())
+                                .group_by(Job.owner_id)).all())
+
+
+def jobs_by_worker(session: Session) -> dict[str, list[str]]:
+    """The jobs each registered worker runs (it holds their lease) or was sent (admitted to it, unclaimed)."""
+    rows = session.execute(select(Job.id, Job.lease_owner, Job.worker_id).where(_holding_a_slot())
+                           .order_by(Job.created_at)).all()
+    out: dict[str, list[str]] = {}
+    for job_id, lease_owner, worker_id in rows:
+        out.setdefault(lease_owner or worker_id or "", []).append(job_id)
+    out.pop("", None)
+    return out

@@ -4,10 +4,15 @@ another user's 404s -> pause / resume state rules -> cancel; every answer valid 
 read model."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from api.schemas.batches import BatchRead
 from api.schemas.common import ListRead
 from api.schemas.jobs import EventRead, JobRead
+from models.db import session_scope
+from models.job import Job
 from tests.api.routes.job_kit import KINDS, Kind, add_events, error_of, submit, update_job
 
 
@@ -15,7 +20,7 @@ from tests.api.routes.job_kit import KINDS, Kind, add_events, error_of, submit, 
 def test_the_lifecycle_of_every_kind(client, app, alice, bob, upload, kind):
     ids = [submit(client, upload, alice, kind)["id"] for _ in range(3)]
     submit(client, upload, bob, kind)  # never in alice's pages
-    check_retrieve(client, alice, kind, ids[0])
+    check_retrieve(client, app, alice, kind, ids[0])
     check_list_paging(client, alice, kind, ids)
     if "events" in kind.spec.operations:
         check_events_paging(client, app, alice, kind, ids[0])
@@ -25,7 +30,7 @@ def test_the_lifecycle_of_every_kind(client, app, alice, bob, upload, kind):
     check_cancel(client, alice, kind, ids[2])
 
 
-def check_retrieve(client, user, kind: Kind, job_id: str) -> None:
+def check_retrieve(client, app, user, kind: Kind, job_id: str) -> None:
     r = client.get(f"{kind.url}/{job_id}", headers=user.headers)
     assert r.status_code == 200 and r.json()["id"] == job_id, r.text
     kind.spec.read.model_validate(r.json())
@@ -33,7 +38,15 @@ def check_retrieve(client, user, kind: Kind, job_id: str) -> None:
     common = client.get(f"/v1/jobs/{job_id}", headers=user.headers).json()
     JobRead.model_validate(common)
     assert common["kind"] == kind.spec.kind_value and common["object"] == kind.spec.object
-    assert common["queue_position"] is not None
+    # no dispatcher has placed it yet; then what its pass writes on the row is what a poll shows
+    assert (common["queue_position"], common["estimated_start"], common["waiting_reason"]) == (None, None, None)
+    update_job(app, job_id, queue_position=3, estimated_start=datetime(2030, 1, 2, tzinfo=UTC),
+               waiting_reason="2 jobs of users below their share go first")
+    views = [client.get(f"/v1/jobs/{job_id}", headers=user.headers).json()]
+    views += [] if kind.spec.read is BatchRead else [client.get(f"{kind.url}/{job_id}", headers=user.headers).json()]
+    for view in views:
+        assert (view["queue_position"], view["estimated_start"], view["waiting_reason"]) == (
+            3, int(datetime(2030, 1, 2, tzinfo=UTC).timestamp()), "2 jobs of users below their share go first")
 
 
 def check_list_paging(client, user, kind: Kind, ids: list[str]) -> None:
@@ -95,9 +108,11 @@ def check_pause_and_resume(client, app, user, kind: Kind, job_id: str) -> None:
     kind.spec.read.model_validate(resumed.json())
     r = client.post(f"{url}/resume", headers=user.headers)
     assert r.status_code == 409 and error_of(r)["code"] == "invalid_state"
-    update_job(app, job_id, status="running")
+    update_job(app, job_id, status="running", lease_owner="worker-1")
     running = client.post(f"{url}/pause", headers=user.headers)  # stops at its next checkpoint
     assert running.status_code == 200 and running.json()["status"] == "running"
+    with session_scope(app.state.session_factory) as s:
+        assert (s.get(Job, job_id).pause_requested, s.get(Job, job_id).pause_reason) == (True, "user")
     update_job(app, job_id, status="succeeded")
     assert client.post(f"{url}/pause", headers=user.headers).status_code == 409
 

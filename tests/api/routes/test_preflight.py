@@ -15,7 +15,7 @@ def test_a_preflight_job_answers_under_its_own_path(client, alice, bob, upload):
                                                       "hyperparameters": {"cutoff_len": 64}, "metadata": {"a": "b"}})
     assert r.status_code == 200, r.text
     job = JobRead.model_validate(r.json())
-    assert job.object == "preflight.job" and job.status == "queued" and job.queue_position == 1
+    assert job.object == "preflight.job" and job.status == "queued" and job.queue_position is None
     got = client.get(f"{URL}/{job.id}", headers=alice.headers)
     assert got.status_code == 200 and JobRead.model_validate(got.json()).metadata == {"a": "b"}
     assert [j.id for j in ListRead[JobRead].model_validate(client.get(URL, headers=alice.headers).json()).data] \
