@@ -1,70 +1,253 @@
-"""The scheduling policy, pure: which waiting jobs to admit into a queue's free slots.
+"""The pool's scheduling policy, pure: no database, no clock, no Celery.
 
-Weighted fair share between users: the user with the least recent compute per unit of weight goes
-first (a running job counts as ``RUNNING_JOB_CHARGE_S`` seconds of compute), ties broken by the
-job's priority, then FIFO; no user runs more jobs than their cap. The dispatcher
-(``worker.dispatcher``) gathers the facts from the database and calls ``pick_admissions``; tests
-call it with plain values.
+``plan`` takes the pending jobs, the running (or admitted) jobs, the registered workers, the users'
+standing and ``now``; it returns which jobs to admit to which worker, which running jobs to preempt,
+why each job that waits is waiting, and every pending job's queue position and estimated start.
+``worker.dispatcher`` feeds it the database's facts; ``bench/pool_sim.py`` drives it in a simulation;
+tests call it with plain values.
+
+One pass:
+
+1. Order (``scheduling_fairness.policy_order``). Starving jobs first, FIFO; then weighted fair share:
+   the user with the least ``(decayed_gpu_s + expected GPU-seconds of their running jobs + of the jobs
+   this pass already ordered for them) / weight`` gives their next job (priority desc, then FIFO).
+2. Walk the order. A job over one of its owner's caps (concurrent jobs, counting running and admitted;
+   daily GPU-hours for "gpu" jobs; daily teacher money for ``teacher`` jobs) or fitting no registered
+   worker waits with a precise reason. Otherwise it goes to a worker that can start it now
+   (``scheduling_placement``: base model on hand, then best fit, then id); when none can, later jobs
+   may still start (backfill), except on a worker held for a starving job.
+3. Preempt (``scheduling_preemption``) for blocked jobs of users below their share.
+4. Positions and estimated starts (``scheduling_estimates``) when ``with_estimates``.
+
+Starvation and its bound. A job is *starving* once it has waited longer than ``starvation_s`` and its
+owner does not run above their fair share of its queue (weighted water-filling of the queue's devices
+over the users with work there). The owner condition matters in an oversubscribed pool: a heavy user's
+backlog is always older than ``starvation_s``, and letting it all jump ahead would turn fair share into
+FIFO; such a job waits for its owner's own earlier work, not because the policy passes it over. A
+starving job goes ahead of fair-share order (FIFO among starving jobs) and, if it cannot start now,
+holds one fitting worker (the one with the most free slots): nothing else is placed there, so its slots
+only gather. Bound: a job that fits some worker, is under no cap, and whose owner is at or below their
+share starts within ``starvation_s`` + the time until the held worker frees enough slots, i.e. the
+longest remaining run of the jobs there (or, with preemption, their next checkpoint), plus the time
+the starving jobs ahead of it (FIFO) take the same way.
+
+Preemption never moves a user below their share and never serves a job of the victim's own user; jobs
+already told to stop are passed in with ``stopping=True`` and their devices count as on their way.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-RUNNING_JOB_CHARGE_S = 60.0  # what a job already running weighs against its owner, in compute seconds
+from contracts.scheduling_estimates import estimated_starts, queue_positions
+from contracts.scheduling_fairness import (
+    cap_reason,
+    daily_capped,
+    own_order_key,
+    policy_order,
+    running_charge,
+    water_fill,
+)
+from contracts.scheduling_placement import Placement
+from contracts.scheduling_preemption import Preemptor, preempt
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The policy's knobs (the dispatcher builds it from ``Settings``)."""
+
+    default_max_running: int = 2          # concurrent jobs per user when the user has no cap of their own
+    preemption: bool = True
+    preemption_grace_s: float = 300.0     # an under-share user's job waits this long before preempting anyone
+    starvation_s: float = 3600.0          # a job waiting longer than this goes ahead of fair-share order (FIFO)
+    half_life_s: float = 86400.0          # decay of past GPU-seconds in fair share
+    default_duration_s: float = 3600.0    # a job's expected run time when nothing better is known
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A registered worker that is alive and taking jobs (draining or lost workers are left out)."""
+
+    id: str
+    queues: frozenset[str]                # pools it serves: "gpu", "io"
+    slots: int                            # jobs (devices) it runs at once
+    memory_bytes: int                     # per device; 0 = not known (fits only jobs that need 0)
+    base_models: frozenset[str] = frozenset()  # already materialised there (preferred on a tie)
 
 
 @dataclass(frozen=True)
 class PendingJob:
-    """A job waiting for admission (only what the policy reads)."""
+    """A job waiting for admission."""
 
     id: str
     owner_id: str
-    priority: int
-    created_at: datetime
+    queue: str                            # "gpu" or "io"
+    priority: int                         # within one user's jobs: higher first
+    enqueued_at: datetime                 # when it started waiting (FIFO, aging)
+    memory_bytes: int = 0                 # per device
+    devices: int = 1
+    base_model: str | None = None
+    estimated_duration_s: float | None = None  # None: config.default_duration_s
+    teacher: bool = False                 # spends teacher money (a generation job): the teacher cap applies
 
 
 @dataclass(frozen=True)
-class UserShare:
-    """A user's standing: share weight (>0; higher runs more), running-job cap, recent compute seconds."""
+class RunningJob:
+    """A job holding slots on a worker: running, or admitted and not yet claimed."""
+
+    id: str
+    owner_id: str
+    queue: str
+    worker_id: str
+    devices: int = 1
+    started_at: datetime | None = None
+    estimated_finish: datetime | None = None
+    preemptible: bool = True              # resumes exactly (checkpoints / chunks) and is not being stopped
+    priority: int = 0
+    stopping: bool = False                # already told to pause (an earlier preemption): its devices are on their way
+
+
+@dataclass(frozen=True)
+class UserState:
+    """A user's standing: share weight (>0), decayed GPU-seconds, caps and what today already used."""
 
     weight: float = 1.0
-    max_running: int | None = None
-    recent_compute_s: float = 0.0
+    decayed_gpu_s: float = 0.0
+    max_running: int | None = None        # None: config.default_max_running
+    gpu_hours_per_day: float | None = None
+    gpu_hours_today: float = 0.0
+    teacher_usd_per_day: float | None = None
+    teacher_usd_today: float = 0.0
 
 
-def pick_admissions(*, pending: Iterable[PendingJob], running_owners: Iterable[str], free_slots: int,
-                    users: Mapping[str, UserShare], default_cap: int) -> list[PendingJob]:
-    """The jobs to admit now, in admission order.
+@dataclass(frozen=True)
+class Admission:
+    job_id: str
+    worker_id: str
 
-    ``pending`` must be in each user's own order (priority desc, then FIFO); ``running_owners`` has
-    one entry per job already holding a slot; users missing from ``users`` get the defaults."""
-    running: dict[str, int] = defaultdict(int)
-    for owner in running_owners:
-        running[owner] += 1
-    waiting: dict[str, list[PendingJob]] = defaultdict(list)
+
+@dataclass
+class Plan:
+    admissions: list[Admission] = field(default_factory=list)
+    preemptions: list[str] = field(default_factory=list)          # running job ids to pause and re-queue
+    waiting_reasons: dict[str, str] = field(default_factory=dict)  # every pending job not admitted
+    queue_positions: dict[str, int] = field(default_factory=dict)  # 1-based, per queue, admission order
+    estimated_starts: dict[str, datetime | None] = field(default_factory=dict)
+
+
+def decay(value: float, elapsed_s: float, half_life_s: float) -> float:
+    """``value`` after ``elapsed_s`` of exponential decay with the given half-life (for callers that
+    keep decayed GPU-seconds: ``decayed = decay(decayed, now - then, half_life) + new_gpu_s``)."""
+    if elapsed_s <= 0:
+        return value
+    if half_life_s <= 0:
+        return 0.0
+    return value * 0.5 ** (elapsed_s / half_life_s)
+
+
+_NOBODY = UserState()
+
+
+def plan(*, pending: Sequence[PendingJob], running: Sequence[RunningJob], workers: Sequence[WorkerInfo],
+         users: Mapping[str, UserState], now: datetime, config: PolicyConfig = PolicyConfig(),
+         with_estimates: bool = True) -> Plan:
+    """One policy pass. ``with_estimates=False`` skips queue positions and estimated starts (the
+    simulation's inner loop)."""
+    result = Plan()
+    placement = Placement(workers, running)
+    jobs_running: dict[str, int] = defaultdict(int)
+    devices: dict[tuple[str, str], float] = defaultdict(float)  # (user, queue) -> devices not stopping
+    charge: dict[str, float] = {u: s.decayed_gpu_s for u, s in users.items()}
+    for r in running:
+        jobs_running[r.owner_id] += 1
+        if not r.stopping:
+            devices[(r.owner_id, r.queue)] += r.devices
+        charge[r.owner_id] = charge.get(r.owner_id, 0.0) + running_charge(r, config)
+    by_user: dict[str, list[PendingJob]] = defaultdict(list)
     for job in pending:
-        waiting[job.owner_id].append(job)
-    chosen: list[PendingJob] = []
-    while len(chosen) < free_slots:
-        owner = _next_owner(waiting, running, users, default_cap)
-        if owner is None:
-            break
-        chosen.append(waiting[owner].pop(0))
-        running[owner] += 1
-    return chosen
+        by_user[job.owner_id].append(job)
+    share = _fair_shares(pending, devices, users, placement)
+    starving = _starving(pending, devices, share, now, config)
+    for jobs in by_user.values():
+        jobs.sort(key=own_order_key)
+        if starving:
+            jobs[:] = [j for j in jobs if j.id not in starving]
+    weight = {u: max(users.get(u, _NOBODY).weight, 1e-9) for u in by_user}
+    order = policy_order(by_user, charge, weight, starving.values(), config)
+    admitted, blocked, no_estimate = _walk(order, starving, placement, jobs_running, devices, users, config,
+                                           result)
+    if config.preemption and blocked:
+        preemptor = Preemptor(running, placement, share, devices)
+        result.preemptions = preempt(blocked, preemptor, now, config, result.waiting_reasons)
+    if with_estimates:
+        result.queue_positions = queue_positions(order)
+        result.estimated_starts = estimated_starts(order, admitted, running, workers, users, now, config,
+                                                   no_estimate)
+    return result
 
 
-def _next_owner(waiting: Mapping[str, list[PendingJob]], running: Mapping[str, int],
-                users: Mapping[str, UserShare], default_cap: int) -> str | None:
-    """The user whose next job goes first: least weighted usage, then the job's priority, then age."""
-    candidates = []
-    for owner, jobs in waiting.items():
-        share = users.get(owner, UserShare())
-        if jobs and running[owner] < (share.max_running or default_cap):
-            weight = share.weight if share.weight > 0 else 1.0
-            load = (share.recent_compute_s + running[owner] * RUNNING_JOB_CHARGE_S) / weight
-            candidates.append((load, -jobs[0].priority, jobs[0].created_at, owner))
-    return min(candidates)[3] if candidates else None
+def _fair_shares(pending: Sequence[PendingJob], devices: Mapping[tuple[str, str], float],
+                 users: Mapping[str, UserState], placement: Placement) -> dict[tuple[str, str], float]:
+    """Each (user, queue)'s fair share of the queue's devices, water-filled over running + pending demand."""
+    demand: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for (user, queue), n in devices.items():
+        demand[queue][user] += n
+    for job in pending:
+        demand[job.queue][job.owner_id] += job.devices
+    share = {}
+    for queue, wants in demand.items():
+        weights = {u: max(users.get(u, _NOBODY).weight, 1e-9) for u in wants}
+        for user, n in water_fill(wants, weights, placement.slots(queue)).items():
+            share[(user, queue)] = n
+    return share
+
+
+def _starving(pending: Sequence[PendingJob], devices: Mapping[tuple[str, str], float],
+              share: Mapping[tuple[str, str], float], now: datetime, config: PolicyConfig) -> dict[str, PendingJob]:
+    """Jobs that waited past ``starvation_s`` whose owner does not run above their share (module doc)."""
+    cutoff = now - timedelta(seconds=config.starvation_s)
+    return {j.id: j for j in pending if j.enqueued_at < cutoff
+            and devices.get((j.owner_id, j.queue), 0.0) <= share.get((j.owner_id, j.queue), 0.0)}
+
+
+def _walk(order: Sequence[PendingJob], starving: Mapping[str, PendingJob], placement: Placement,
+          jobs_running: dict[str, int], devices: dict[tuple[str, str], float], users: Mapping[str, UserState],
+          config: PolicyConfig, result: Plan) -> tuple[dict[str, str], list[PendingJob], set[str]]:
+    """Admit what can start now, in order; give every other job its reason. Returns the admissions
+    (job -> worker), the jobs blocked only for want of a slot, and the jobs with no start estimate."""
+    admitted: dict[str, str] = {}
+    blocked: list[PendingJob] = []
+    no_estimate: set[str] = set()
+    ahead: dict[str, int] = defaultdict(int)
+    reasons = result.waiting_reasons
+    for job in order:
+        user = job.owner_id
+        state = users.get(user, _NOBODY)
+        reason = cap_reason(job, state, jobs_running[user], config) or placement.misfit_reason(job)
+        if reason is not None:
+            reasons[job.id] = reason
+            if daily_capped(job, state) or placement.misfit_reason(job):
+                no_estimate.add(job.id)
+            continue
+        worker = placement.take(job)
+        if worker is not None:
+            result.admissions.append(Admission(job.id, worker))
+            admitted[job.id] = worker
+            jobs_running[user] += 1
+            devices[(user, job.queue)] += job.devices
+            continue
+        held = placement.hold_for(job) if job.id in starving else None
+        reasons[job.id] = _slot_reason(job, ahead[job.queue], held, config)
+        ahead[job.queue] += 1
+        blocked.append(job)
+    return admitted, blocked, no_estimate
+
+
+def _slot_reason(job: PendingJob, ahead: int, held: str | None, config: PolicyConfig) -> str:
+    if held is not None:
+        return (f"starving (waited over {config.starvation_s:g} s): worker {held} is held for it until "
+                f"{job.devices} slot(s) free there")
+    slots = "a free slot" if job.devices == 1 else f"{job.devices} free slots on one worker"
+    return f"waiting for {slots}: {ahead} job(s) ahead in queue '{job.queue}'"

@@ -1,0 +1,118 @@
+"""Where a job can run during one policy pass: which registered workers fit it at all, which of them
+can take it now (free slots), and which workers a starving job holds so later jobs do not backfill.
+
+Free slots only shrink within a pass (admissions, holds), so "nothing with at least this much memory
+can take ``devices`` now" is remembered per (queue, devices) and answers later jobs without a scan.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from contracts.scheduling import PendingJob, RunningJob, WorkerInfo
+
+GIB = 1024 ** 3
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class Placement:
+    """The pass's view of the workers: free slots per worker and an index of those that are open."""
+
+    def __init__(self, workers: Sequence[WorkerInfo], running: Sequence[RunningJob]) -> None:
+        self.workers = {w.id: w for w in workers}
+        used: dict[str, int] = defaultdict(int)
+        for r in running:
+            used[r.worker_id] += r.devices
+        self.free = {w.id: max(0, w.slots - used[w.id]) for w in workers}
+        self.by_queue: dict[str, list[WorkerInfo]] = defaultdict(list)  # each sorted by (memory, id)
+        for w in sorted(workers, key=lambda w: (w.memory_bytes, w.id)):
+            for q in w.queues:
+                self.by_queue[q].append(w)
+        self._open = {q: [(w.memory_bytes, w.id) for w in ws if self.free[w.id] > 0]
+                      for q, ws in self.by_queue.items()}
+        self._misfit: dict[tuple[str, int, int], str | None] = {}
+        self._fitting: dict[tuple[str, int, int], list[WorkerInfo]] = {}
+        self._full: dict[tuple[str, int], int] = {}  # (queue, devices) -> least memory that found no slot
+        self.held: dict[str, str] = {}  # worker id -> starving job id it is held for
+
+    def slots(self, queue: str) -> int:
+        return sum(w.slots for w in self.by_queue.get(queue, ()))
+
+    def fitting(self, job: PendingJob) -> list[WorkerInfo]:
+        """Registered workers the job fits (queue, memory per device, devices), smallest memory first."""
+        key = (job.queue, job.memory_bytes, job.devices)
+        if key not in self._fitting:
+            self._fitting[key] = [w for w in self.by_queue.get(job.queue, ())
+                                  if w.memory_bytes >= job.memory_bytes and w.slots >= job.devices]
+        return self._fitting[key]
+
+    def misfit_reason(self, job: PendingJob) -> str | None:
+        """Why no registered worker could ever run the job, or None when one could."""
+        key = (job.queue, job.memory_bytes, job.devices)
+        if key not in self._misfit:
+            self._misfit[key] = None if self.fitting(job) else self._describe_misfit(job)
+        return self._misfit[key]
+
+    def _describe_misfit(self, job: PendingJob) -> str:
+        q, workers = job.queue, self.by_queue.get(job.queue)
+        if not workers:
+            return f"no registered worker serves queue '{q}'"
+        needs = (f"no registered worker fits: needs {job.memory_bytes / GIB:.1f} GiB per device and "
+                 f"{_plural(job.devices, 'device')} on queue '{q}'")
+        largest = max(w.memory_bytes for w in workers)
+        if largest < job.memory_bytes:
+            return f"{needs}; the largest {q} worker has {largest / GIB:.1f} GiB"
+        most = max(w.slots for w in workers if w.memory_bytes >= job.memory_bytes)
+        return f"{needs}; the {q} workers with that much memory have at most {_plural(most, 'device')}"
+
+    def take(self, job: PendingJob) -> str | None:
+        """Place the job on a worker that can start it now and take its slots; None when none can.
+
+        Preference: a worker that already has the job's base model, then the least memory that fits
+        (best fit, keeping big devices for big jobs), then id."""
+        key = (job.queue, job.devices)
+        if job.memory_bytes >= self._full.get(key, 1 << 62):
+            return None
+        open_ = self._open.get(job.queue, [])
+        first = chosen = None
+        for _, wid in open_[bisect_left(open_, (job.memory_bytes, "")):]:
+            if self.free[wid] < job.devices:
+                continue
+            first = first or wid
+            if job.base_model is None or job.base_model in self.workers[wid].base_models:
+                chosen = wid
+                break
+        chosen = chosen or first
+        if chosen is None:
+            self._full[key] = job.memory_bytes
+            return None
+        self.free[chosen] -= job.devices
+        if self.free[chosen] == 0:
+            self._close(chosen)
+        return chosen
+
+    def hold_for(self, job: PendingJob) -> str | None:
+        """Hold one fitting worker for a starving job that cannot start now: the one with the most free
+        slots (then least memory, id). Nothing else is placed there, so its slots gather as its jobs
+        end. Returns the held worker, or None when every fitting worker is held already."""
+        candidates = [w for w in self.fitting(job) if w.id not in self.held]
+        if not candidates:
+            return None
+        worker = min(candidates, key=lambda w: (-self.free[w.id], w.memory_bytes, w.id))
+        self.held[worker.id] = job.id
+        self._close(worker.id)
+        return worker.id
+
+    def _close(self, wid: str) -> None:
+        worker = self.workers[wid]
+        for q in worker.queues:
+            open_ = self._open[q]
+            i = bisect_left(open_, (worker.memory_bytes, wid))
+            if i < len(open_) and open_[i][1] == wid:
+                del open_[i]
