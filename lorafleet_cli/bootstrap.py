@@ -1,9 +1,11 @@
 """Direct-database operations for bootstrapping: migrate, first admin, users, base models."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+from contracts.model_shape import ModelShape
 from models.crud.users import create_user
 from models.db import make_engine, make_sessionmaker, session_scope
 from models.migrate import upgrade_database
@@ -49,4 +51,32 @@ def register_base_model(settings: Settings, name: str, path: Path, description: 
     with session_scope(_factory(settings)) as s:
         row = s.query(BaseModelEntry).filter_by(name=name).one_or_none() or BaseModelEntry(name=name, source="")
         row.source, row.description = str(path), description
+        row.shape = read_model_shape(path)
         s.add(row)
+
+
+def read_model_shape(path: Path) -> dict:
+    """The model's ``ModelShape`` as JSON, for memory estimates: from an HF dir's ``config.json``, or a
+    .gguf file's header with the ``gguf`` package when it is installed; {} when it cannot be read."""
+    try:
+        if path.is_dir():
+            return ModelShape.from_hf_config(json.loads((path / "config.json").read_text())).model_dump()
+        return _gguf_shape(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _gguf_shape(path: Path) -> dict:
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        return {}
+    reader = GGUFReader(str(path))
+    arch_field = reader.fields.get("general.architecture")
+    arch = arch_field.contents() if arch_field is not None else "llama"
+    metadata = {name: field.contents() for name, field in reader.fields.items()
+                if name == "general.architecture" or name.startswith(f"{arch}.")}
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    if tokens is not None:
+        metadata.setdefault(f"{arch}.vocab_size", len(tokens.data))
+    return ModelShape.from_gguf_metadata(metadata, [t.name for t in reader.tensors]).model_dump()

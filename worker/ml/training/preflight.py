@@ -1,14 +1,16 @@
-"""Preflight of a fine-tuning job: token counts, truncation, the split and the step plan.
+"""Preflight of a fine-tuning job: token counts, truncation, the split, the step plan and the memory estimate.
 
 Runs before any model is loaded (tokenizer only), so a bad file fails in ``validating_files``
 without spending accelerator time. The result is JSON-safe.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contracts.configs import FinetuneHyperparameters
+from contracts.memory_estimate import ModelShape, describe, estimate_job_memory
 from contracts.records import Example
 from worker.ml.training.data import (
     IGNORE_INDEX,
@@ -34,7 +36,8 @@ def run_preflight(examples: list[Example], tokenizer_dir: Path, hp: FinetuneHype
 
     ``trainable_tokens`` counts the positions that carry a loss (after ``train_on_inputs`` masking
     and ``cutoff_len`` truncation). Examples with none of them are listed as ``n_untrainable``;
-    training skips them.
+    training skips them. ``memory_estimate`` is what the dispatcher will reserve on a GPU worker for
+    the training run (``contracts.memory_estimate``; null when the model dir has no ``config.json``).
     """
     tokenizer = load_tokenizer(tokenizer_dir)
     tokenized = tokenize_examples(examples, tokenizer, cutoff_len=hp.cutoff_len,
@@ -67,7 +70,18 @@ def run_preflight(examples: list[Example], tokenizer_dir: Path, hp: FinetuneHype
         "estimated_steps": plan.total_steps,
         "gradient_accumulation_steps": hp.gradient_accumulation_steps,
         "samples": [describe_sample(t, tokenizer) for t in tokenized[:N_SAMPLES]],
+        "memory_estimate": training_memory_estimate(tokenizer_dir, hp),
     }
+
+
+def training_memory_estimate(model_dir: Path, hp: FinetuneHyperparameters) -> dict | None:
+    """The training run's per-GPU memory (bytes, GiB, breakdown), from the base model's ``config.json``:
+    the same function and the same shape as the dispatcher's estimate for the fine-tuning job."""
+    config = Path(model_dir) / "config.json"
+    if not config.is_file():
+        return None
+    shape = ModelShape.from_hf_config(json.loads(config.read_text()))
+    return describe(estimate_job_memory("fine_tuning", {"hyperparameters": hp.model_dump(mode="json")}, shape))
 
 
 def packed_micro_batches(tokenized: list[TokenizedExample], hp: FinetuneHyperparameters) -> int:

@@ -6,9 +6,12 @@ import time
 
 import pytest
 
+from contracts.base_models import BUILTIN_MODELS, DEFAULT_BASE_MODEL
 from contracts.configs import FinetuneHyperparameters
+from contracts.memory_estimate import LOSS_CHUNK_TOKENS, estimate_job_memory
 from contracts.records import Example, parse_training_file
-from worker.ml.training.preflight import run_preflight
+from worker.ml.training import loss
+from worker.ml.training.preflight import run_preflight, training_memory_estimate
 
 
 def _examples(n: int, long_every: int = 0) -> list[Example]:
@@ -68,6 +71,28 @@ def test_every_prompt_over_cutoff_is_reported_untrainable(base_model_dir):
     res = run_preflight(exs, base_model_dir, FinetuneHyperparameters(cutoff_len=32))
     assert res["n_over_cutoff"] == 3 and res["n_untrainable"] == 3
     assert res["trainable_tokens"] == 0 and res["untrainable_lines"] == [1, 2, 3]
+
+
+def test_the_report_carries_the_dispatchers_memory_estimate(base_model_dir):
+    """The same function and shape as ``models.crud.resources.job_resources`` for the fine-tuning job."""
+    hp = FinetuneHyperparameters(micro_batch_size=2, batch_size=8, cutoff_len=512, lora_r=16)
+    res = run_preflight(_examples(5), base_model_dir, hp)
+    est = res["memory_estimate"]
+    json.dumps(est)
+    params = {"hyperparameters": hp.model_dump(mode="json")}
+    want = estimate_job_memory("fine_tuning", params, BUILTIN_MODELS[DEFAULT_BASE_MODEL].shape)
+    assert (est["bytes"], est["devices"], est["breakdown"]) == (want.bytes, 1, want.breakdown)
+    assert est["bytes"] == sum(est["breakdown"].values()) and est["gib"] == round(want.bytes / 2**30, 2)
+    bigger = run_preflight(_examples(5), base_model_dir, hp.model_copy(update={"micro_batch_size": 8}))
+    assert bigger["memory_estimate"]["bytes"] > est["bytes"]
+
+
+def test_no_config_no_estimate(tmp_path):
+    assert training_memory_estimate(tmp_path, FinetuneHyperparameters()) is None
+
+
+def test_the_estimate_chunks_the_loss_like_the_training_loop():
+    assert LOSS_CHUNK_TOKENS == loss.LOSS_CHUNK_TOKENS
 
 
 @pytest.mark.slow
