@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts.base_models import BUILTIN_MODELS
+from contracts.memory_estimate import estimate_job_memory
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -56,6 +58,10 @@ def test_preflight_job_runs_on_a_real_worker(api_client, make_user, start_worker
     assert 0 < result["trainable_tokens"] < result["total_tokens"]  # prompts are masked by default
     assert len(result["samples"]) == 3
     assert final["progress"]["percent"] == 100.0
+    # What the dispatcher would reserve for training with these hyperparameters (contracts.memory_estimate)
+    hp = {"cutoff_len": 64, "batch_size": 4, "micro_batch_size": 2}
+    want = estimate_job_memory("fine_tuning", {"hyperparameters": hp}, BUILTIN_MODELS["smollm2-135m-instruct"].shape)
+    assert result["memory_estimate"]["bytes"] == want.bytes and result["memory_estimate"]["breakdown"] == want.breakdown
 
     # The live SSE stream replays the same events and ends with the terminal status.
     with api_client.stream("GET", f"/v1/jobs/{job['id']}/events/stream", headers=headers) as r:
