@@ -23,7 +23,10 @@ def job_resources(session: Session, job: Job) -> dict:
     params = job.params or {}
     base = job_base_model(session, job)
     shape = base_model_shape(session, base) if base is not None else None
-    estimate = estimate_job_memory(job.kind, params, shape)
+    try:
+        estimate = estimate_job_memory(job.kind, params, shape)
+    except (ValueError, TypeError):  # params an older release stored and this one no longer reads: never stop the loop
+        estimate = estimate_job_memory(job.kind, params, None)
     return {"memory_bytes": estimate.bytes, "devices": estimate.devices, "base_model": base}
 
 

@@ -109,3 +109,10 @@ def test_export_and_preflight(session, alice, adapter):
 def test_devices_come_from_the_params(session, alice):
     params = {**HP, "resources": {"devices": 2}}
     assert job_resources(session, job(session, alice, JobKind.fine_tuning, params, DEFAULT_BASE_MODEL))["devices"] == 2
+
+
+def test_params_this_release_cannot_read_get_the_fallback(session, alice):
+    """The dispatcher estimates every queued row: one it cannot read must not stop it."""
+    params = {"hyperparameters": {"no_such_knob": 1}}
+    res = job_resources(session, job(session, alice, JobKind.fine_tuning, params, DEFAULT_BASE_MODEL))
+    assert res == {"memory_bytes": FALLBACK_BYTES["fine_tuning"], "devices": 1, "base_model": DEFAULT_BASE_MODEL}
