@@ -84,7 +84,7 @@ def estimate_job_memory(kind: str, params: dict, shape: ModelShape | None, *,
     Jobs that hold no model on a device (preflight: a tokenizer only; generation against a remote
     teacher: HTTP only) need 0. ``shape`` None: ``FALLBACK_BYTES``, said so in the breakdown.
     """
-    devices = int((params.get("resources") or {}).get("devices", 1))
+    devices = requested_devices(params)
     teacher = ((params.get("config") or {}).get("teacher") or {})
     if kind == "preflight" or (kind == "generation" and not teacher.get("local")):
         return MemoryEstimate.of({}, devices, note=f"a {kind} job holds no model on a device")
@@ -100,6 +100,14 @@ def estimate_job_memory(kind: str, params: dict, shape: ModelShape | None, *,
     rows, max_new, precision = inference_workload(kind, params)
     return inference_memory(shape, rows=rows, max_new_tokens=max_new, precision=precision,
                             device_type=device_type, devices=devices)
+
+
+def requested_devices(params: dict) -> int:
+    """``params["resources"]["devices"]`` (a gang of N devices on one worker); 1 when absent or unreadable."""
+    try:
+        return max(1, int((params.get("resources") or {}).get("devices", 1)))
+    except (TypeError, ValueError):
+        return 1
 
 
 def inference_workload(kind: str, params: dict) -> tuple[int, int, str]:
