@@ -115,7 +115,7 @@ def inference_workload(kind: str, params: dict) -> tuple[int, int, str]:
     if kind == "generation":
         config = params.get("config") or {}
         teacher = config.get("teacher") or {}
-        max_new = teacher.get("max_tokens") or GENERATION_MAX_TOKENS.get(config.get("method", ""), 3072)
+        max_new = teacher.get("max_tokens") or GENERATION_MAX_TOKENS.get(config.get("method", "self_instruct"), 3072)
         return int(teacher.get("max_concurrency", 4)), int(max_new), "auto"
     if kind == "eval":
         max_new = SamplingParams.model_validate(params.get("sampling") or {}).max_new_tokens
