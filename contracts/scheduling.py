@@ -41,17 +41,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from contracts.scheduling_estimates import estimated_starts, queue_positions
+from contracts.scheduling_estimates import estimated_starts
 from contracts.scheduling_fairness import (
-    cap_reason,
-    daily_capped,
-    own_order_key,
     policy_order,
     running_charge,
+    sort_own_order,
     water_fill,
 )
 from contracts.scheduling_placement import Placement
 from contracts.scheduling_preemption import Preemptor, preempt
+from contracts.scheduling_walk import Walk
 
 
 @dataclass(frozen=True)
@@ -165,37 +164,42 @@ def plan(*, pending: Sequence[PendingJob], running: Sequence[RunningJob], worker
         if not r.stopping:
             devices[(r.owner_id, r.queue)] += r.devices
         charge[r.owner_id] = charge.get(r.owner_id, 0.0) + running_charge(r, config)
-    by_user: dict[str, list[PendingJob]] = defaultdict(list)
+    by_user: dict[str, list[PendingJob]] = {}
     for job in pending:
-        by_user[job.owner_id].append(job)
-    share = _fair_shares(pending, devices, users, placement)
+        mine = by_user.get(job.owner_id)
+        if mine is None:
+            by_user[job.owner_id] = [job]
+        else:
+            mine.append(job)
+    share = _fair_shares(by_user, devices, users, placement)
     starving = _starving(pending, devices, share, now, config)
     for jobs in by_user.values():
-        jobs.sort(key=own_order_key)
+        if len(jobs) > 1:
+            sort_own_order(jobs)
         if starving:
             jobs[:] = [j for j in jobs if j.id not in starving]
     weight = {u: max(users.get(u, _NOBODY).weight, 1e-9) for u in by_user}
     order = policy_order(by_user, charge, weight, starving.values(), config)
-    admitted, blocked, no_estimate = _walk(order, starving, placement, jobs_running, devices, users, config,
-                                           result)
-    if config.preemption and blocked:
+    walk = Walk(placement, jobs_running, devices, users, config, result, with_estimates)
+    walk.run(order, starving)
+    if config.preemption and walk.blocked:
         preemptor = Preemptor(running, placement, share, devices)
-        result.preemptions = preempt(blocked, preemptor, now, config, result.waiting_reasons)
+        result.preemptions = preempt(walk.blocked, preemptor, now, config, result.waiting_reasons)
     if with_estimates:
-        result.queue_positions = queue_positions(order)
-        result.estimated_starts = estimated_starts(order, admitted, running, workers, users, now, config,
-                                                   no_estimate)
+        result.estimated_starts = estimated_starts(order, walk.admitted, running, workers, users, now, config,
+                                                   walk.no_estimate)
     return result
 
 
-def _fair_shares(pending: Sequence[PendingJob], devices: Mapping[tuple[str, str], float],
+def _fair_shares(by_user: Mapping[str, list[PendingJob]], devices: Mapping[tuple[str, str], float],
                  users: Mapping[str, UserState], placement: Placement) -> dict[tuple[str, str], float]:
     """Each (user, queue)'s fair share of the queue's devices, water-filled over running + pending demand."""
     demand: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for (user, queue), n in devices.items():
         demand[queue][user] += n
-    for job in pending:
-        demand[job.queue][job.owner_id] += job.devices
+    for user, jobs in by_user.items():
+        for job in jobs:
+            demand[job.queue][user] += job.devices
     share = {}
     for queue, wants in demand.items():
         weights = {u: max(users.get(u, _NOBODY).weight, 1e-9) for u in wants}
@@ -208,46 +212,5 @@ def _starving(pending: Sequence[PendingJob], devices: Mapping[tuple[str, str], f
               share: Mapping[tuple[str, str], float], now: datetime, config: PolicyConfig) -> dict[str, PendingJob]:
     """Jobs that waited past ``starvation_s`` whose owner does not run above their share (module doc)."""
     cutoff = now - timedelta(seconds=config.starvation_s)
-    return {j.id: j for j in pending if j.enqueued_at < cutoff
-            and devices.get((j.owner_id, j.queue), 0.0) <= share.get((j.owner_id, j.queue), 0.0)}
-
-
-def _walk(order: Sequence[PendingJob], starving: Mapping[str, PendingJob], placement: Placement,
-          jobs_running: dict[str, int], devices: dict[tuple[str, str], float], users: Mapping[str, UserState],
-          config: PolicyConfig, result: Plan) -> tuple[dict[str, str], list[PendingJob], set[str]]:
-    """Admit what can start now, in order; give every other job its reason. Returns the admissions
-    (job -> worker), the jobs blocked only for want of a slot, and the jobs with no start estimate."""
-    admitted: dict[str, str] = {}
-    blocked: list[PendingJob] = []
-    no_estimate: set[str] = set()
-    ahead: dict[str, int] = defaultdict(int)
-    reasons = result.waiting_reasons
-    for job in order:
-        user = job.owner_id
-        state = users.get(user, _NOBODY)
-        reason = cap_reason(job, state, jobs_running[user], config) or placement.misfit_reason(job)
-        if reason is not None:
-            reasons[job.id] = reason
-            if daily_capped(job, state) or placement.misfit_reason(job):
-                no_estimate.add(job.id)
-            continue
-        worker = placement.take(job)
-        if worker is not None:
-            result.admissions.append(Admission(job.id, worker))
-            admitted[job.id] = worker
-            jobs_running[user] += 1
-            devices[(user, job.queue)] += job.devices
-            continue
-        held = placement.hold_for(job) if job.id in starving else None
-        reasons[job.id] = _slot_reason(job, ahead[job.queue], held, config)
-        ahead[job.queue] += 1
-        blocked.append(job)
-    return admitted, blocked, no_estimate
-
-
-def _slot_reason(job: PendingJob, ahead: int, held: str | None, config: PolicyConfig) -> str:
-    if held is not None:
-        return (f"starving (waited over {config.starvation_s:g} s): worker {held} is held for it until "
-                f"{job.devices} slot(s) free there")
-    slots = "a free slot" if job.devices == 1 else f"{job.devices} free slots on one worker"
-    return f"waiting for {slots}: {ahead} job(s) ahead in queue '{job.queue}'"
+    old = [j for j in pending if j.enqueued_at < cutoff]
+    return {j.id: j for j in old if devices.get((j.owner_id, j.queue), 0.0) <= share.get((j.owner_id, j.queue), 0.0)}

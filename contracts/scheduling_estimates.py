@@ -1,4 +1,4 @@
-"""Queue positions and estimated starts: a quick replay of the policy order onto the pool's slots.
+"""Estimated starts: a quick replay of the policy order onto the pool's slots.
 
 Workers with the same (queues, memory, slots) form a class; each class keeps one heap of the times
 (seconds from now) its slots free up. A running job frees its devices at its estimated finish
@@ -13,23 +13,17 @@ fits no worker; starvation holds and base-model preference are not replayed.
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from contracts.scheduling import PendingJob, PolicyConfig, RunningJob, UserState, WorkerInfo
 
 
-def queue_positions(order: Sequence[PendingJob]) -> dict[str, int]:
-    """1-based position of each job within its queue, in policy order."""
-    seen: dict[str, int] = defaultdict(int)
-    positions = {}
-    for job in order:
-        seen[job.queue] += 1
-        positions[job.id] = seen[job.queue]
-    return positions
+_OWNER = attrgetter("owner_id")
 
 
 class _Slots:
@@ -57,18 +51,25 @@ class _Slots:
             self.heaps[self.class_of[w.id]].extend(times + [0.0] * (w.slots - len(times)))
         for heap in self.heaps:
             heapq.heapify(heap)
-        self._fitting: dict[tuple[str, int, int], list[int]] = {}
+        self.fitting_by_shape: dict[tuple[str, int, int], list[int]] = {}
 
     def fitting(self, job: PendingJob) -> list[int]:
+        """Classes the job fits, least memory first (cached by the job's shape)."""
         key = (job.queue, job.memory_bytes, job.devices)
-        if key not in self._fitting:
-            self._fitting[key] = [i for i, w in enumerate(self.info) if job.queue in w.queues
-                                  and w.memory_bytes >= job.memory_bytes and w.slots >= job.devices]
-        return self._fitting[key]
+        if key not in self.fitting_by_shape:
+            self.fitting_by_shape[key] = [i for i, w in enumerate(self.info) if job.queue in w.queues
+                                          and w.memory_bytes >= job.memory_bytes and w.slots >= job.devices]
+        return self.fitting_by_shape[key]
 
     def earliest(self, cls: int, devices: int) -> float:
+        """When ``devices`` slots of the class are free (the d-th earliest slot-free time)."""
         heap = self.heaps[cls]
-        return heap[0] if devices == 1 else heapq.nsmallest(devices, heap)[-1]
+        if devices == 1:
+            return heap[0]
+        popped = [heapq.heappop(heap) for _ in range(min(devices, len(heap)))]
+        for t in popped:
+            heapq.heappush(heap, t)
+        return popped[-1]
 
     def occupy(self, cls: int, devices: int, until: float) -> None:
         heap = self.heaps[cls]
@@ -86,40 +87,86 @@ def finish_offset(job: RunningJob, now: datetime, config: PolicyConfig) -> float
     return max(0.0, (finish - now).total_seconds())
 
 
-def estimated_starts(order: Sequence[PendingJob], admitted: Mapping[str, str], running: Sequence[RunningJob],
-                     workers: Sequence[WorkerInfo], users: Mapping[str, UserState], now: datetime,
+def estimated_starts(order: Sequence[PendingJob], admitted: Sequence[tuple[PendingJob, str]],
+                     running: Sequence[RunningJob], workers: Sequence[WorkerInfo], users: Mapping[str, UserState], now: datetime,
                      config: PolicyConfig, no_estimate: Collection[str]) -> dict[str, datetime | None]:
-    """Each pending job's estimated start (``now`` for the admitted); None for ``no_estimate`` jobs."""
+    """Each pending job's estimated start (``now`` for the admitted); None for ``no_estimate`` jobs.
+    One flat loop: it runs over every pending job."""
     slots = _Slots(workers, running, now, config)
-    mine: dict[str, list[float]] = defaultdict(list)  # user -> replayed finish times (a heap)
-    for r in running:
-        mine[r.owner_id].append(finish_offset(r, now, config))
-    for heap in mine.values():
-        heapq.heapify(heap)
-    default, starts = config.default_duration_s, {}
-    placed = [j for j in order if j.id in admitted] + [j for j in order if j.id not in admitted]
-    for job in placed:
-        if job.id in no_estimate:
-            starts[job.id] = None
-            continue
+    heaps, default = slots.heaps, config.default_duration_s
+    capped = _UserCaps(order, running, users, now, config)
+    starts: dict[str, datetime | None] = {}
+    for job, worker in admitted:
         duration = job.estimated_duration_s if job.estimated_duration_s is not None else default
-        if job.id in admitted:
-            cls, start = slots.class_of[admitted[job.id]], 0.0
+        _occupy(heaps[slots.class_of[worker]], job.devices, duration)
+        capped.started(job.owner_id, 0.0, duration)
+        starts[job.id] = now
+    fitting, caps, replace, delta = slots.fitting_by_shape, capped.caps, heapq.heapreplace, timedelta
+    for job in order:
+        jid = job.id
+        if jid in starts:
+            continue
+        fit = fitting.get((job.queue, job.memory_bytes, job.devices))
+        if fit is None:
+            fit = slots.fitting(job)
+        if not fit or jid in no_estimate:
+            starts[jid] = None
+            continue
+        duration = job.estimated_duration_s
+        if duration is None:
+            duration = default
+        if job.devices == 1:
+            cls = fit[0]
+            start = heaps[cls][0]
+            if len(fit) > 1:
+                for c in fit:
+                    if heaps[c][0] < start:
+                        cls, start = c, heaps[c][0]
+            if caps and job.owner_id in caps:
+                start = capped.started(job.owner_id, start, duration)
+            replace(heaps[cls], start + duration)
         else:
-            fitting = slots.fitting(job)
-            if not fitting:
-                starts[job.id] = None
-                continue
-            cls = min(fitting, key=lambda c: slots.earliest(c, job.devices))
+            cls = min(fit, key=lambda c: slots.earliest(c, job.devices))
             start = slots.earliest(cls, job.devices)
-        state = users.get(job.owner_id)
-        cap = config.default_max_running if state is None or state.max_running is None else state.max_running
-        own = mine[job.owner_id]
-        while len(own) >= max(cap, 1):
-            start = max(start, heapq.heappop(own))
-        if job.id in admitted:
-            start = 0.0
-        slots.occupy(cls, job.devices, start + duration)
-        heapq.heappush(own, start + duration)
-        starts[job.id] = now + timedelta(seconds=start) if start else now
+            if caps and job.owner_id in caps:
+                start = capped.started(job.owner_id, start, duration)
+            _occupy(heaps[cls], job.devices, start + duration)
+        starts[jid] = now + delta(0, start)  # positional: twice as fast as seconds=
     return starts
+
+
+def _occupy(heap: list[float], devices: int, until: float) -> None:
+    heapq.heapreplace(heap, until)
+    for _ in range(devices - 1):
+        heapq.heapreplace(heap, until)
+
+
+class _UserCaps:
+    """Replayed finish times of the users who have more jobs than their concurrency cap."""
+
+    def __init__(self, order: Sequence[PendingJob], running: Sequence[RunningJob], users: Mapping[str, UserState],
+                 now: datetime, config: PolicyConfig) -> None:
+        jobs = Counter(map(_OWNER, order))
+        jobs.update(map(_OWNER, running))
+        self.caps: dict[str, int] = {}
+        for user, n in jobs.items():
+            state = users.get(user)
+            cap = config.default_max_running if state is None or state.max_running is None else state.max_running
+            if n > cap:
+                self.caps[user] = max(cap, 1)
+        self.finishes: dict[str, list[float]] = defaultdict(list)
+        for r in running:
+            if r.owner_id in self.caps:
+                self.finishes[r.owner_id].append(finish_offset(r, now, config))
+        for heap in self.finishes.values():
+            heapq.heapify(heap)
+
+    def started(self, user: str, start: float, duration: float) -> float:
+        """The start once the user has a free place under their cap; records the job's finish."""
+        if user not in self.caps:
+            return start
+        own = self.finishes[user]
+        while len(own) >= self.caps[user]:
+            start = max(start, heapq.heappop(own))
+        heapq.heappush(own, start + duration)
+        return start

@@ -38,8 +38,10 @@ class Placement:
                       for q, ws in self.by_queue.items()}
         self._misfit: dict[tuple[str, int, int], str | None] = {}
         self._fitting: dict[tuple[str, int, int], list[WorkerInfo]] = {}
+        self._fitting_ids: dict[tuple[str, int, int], set[str]] = {}
         self._full: dict[tuple[str, int], int] = {}  # (queue, devices) -> least memory that found no slot
         self.held: dict[str, str] = {}  # worker id -> starving job id it is held for
+        self._hold_rank: dict[tuple[str, int, int], list[WorkerInfo]] = {}
 
     def slots(self, queue: str) -> int:
         return sum(w.slots for w in self.by_queue.get(queue, ()))
@@ -51,6 +53,12 @@ class Placement:
             self._fitting[key] = [w for w in self.by_queue.get(job.queue, ())
                                   if w.memory_bytes >= job.memory_bytes and w.slots >= job.devices]
         return self._fitting[key]
+
+    def fitting_ids(self, job: PendingJob) -> set[str]:
+        key = (job.queue, job.memory_bytes, job.devices)
+        if key not in self._fitting_ids:
+            self._fitting_ids[key] = {w.id for w in self.fitting(job)}
+        return self._fitting_ids[key]
 
     def misfit_reason(self, job: PendingJob) -> str | None:
         """Why no registered worker could ever run the job, or None when one could."""
@@ -99,12 +107,18 @@ class Placement:
 
     def hold_for(self, job: PendingJob) -> str | None:
         """Hold one fitting worker for a starving job that cannot start now: the one with the most free
-        slots (then least memory, id). Nothing else is placed there, so its slots gather as its jobs
-        end. Returns the held worker, or None when every fitting worker is held already."""
-        candidates = [w for w in self.fitting(job) if w.id not in self.held]
-        if not candidates:
+        slots (then least memory, id; ranked when the job's shape is first held for). Nothing else is
+        placed there, so its slots only gather. None when every fitting worker is held already."""
+        key = (job.queue, job.memory_bytes, job.devices)
+        if key not in self._hold_rank:
+            self._hold_rank[key] = sorted(self.fitting(job), key=lambda w: (-self.free[w.id], w.memory_bytes, w.id),
+                                          reverse=True)
+        rank = self._hold_rank[key]
+        while rank and rank[-1].id in self.held:  # kept reversed: the best candidate is last
+            rank.pop()
+        if not rank:
             return None
-        worker = min(candidates, key=lambda w: (-self.free[w.id], w.memory_bytes, w.id))
+        worker = rank.pop()
         self.held[worker.id] = job.id
         self._close(worker.id)
         return worker.id

@@ -23,68 +23,83 @@ class Preemptor:
                  share: Mapping[tuple[str, str], float], devices: dict[tuple[str, str], float]) -> None:
         self.placement, self.share, self.devices = placement, share, devices
         self.incoming: dict[str, int] = defaultdict(int)  # worker -> devices of jobs already stopping
-        self.victims: dict[str, list[RunningJob]] = defaultdict(list)  # worker -> most recent start first
+        candidates = []
         for r in running:
             if r.stopping:
                 self.incoming[r.worker_id] += r.devices
-            elif r.preemptible:
-                self.victims[r.worker_id].append(r)
-        for wid, jobs in self.victims.items():  # not yet started (admitted, unclaimed) counts as newest
-            started = sorted((r for r in jobs if r.started_at is not None), key=lambda r: r.started_at,
-                             reverse=True)
-            self.victims[wid] = [r for r in jobs if r.started_at is None] + started
+            elif r.preemptible and devices.get((r.owner_id, r.queue), 0) > share.get((r.owner_id, r.queue), 0.0):
+                candidates.append(r)
+        # most recently started first (least work lost); admitted and not started yet counts as newest
+        started = sorted((r for r in candidates if r.started_at is not None), key=lambda r: r.started_at,
+                         reverse=True)
+        self.victims = [r for r in candidates if r.started_at is None] + started
+        self.on_worker: dict[str, list[RunningJob]] = defaultdict(list)
+        for r in self.victims:
+            self.on_worker[r.worker_id].append(r)
         self.chosen: list[str] = []
-        self._failed: dict[tuple[str, str, int], int] = {}  # (user, queue, devices) -> least memory failed
+        self._gone: set[str] = set()
+        self._failed: dict[tuple[str, int], int] = {}  # (queue, devices) -> least memory that found none
+        self._failed_for: dict[tuple[str, str, int], int] = {}  # the same, for one user
 
     def below_share(self, user: str, queue: str) -> bool:
         return self.devices.get((user, queue), 0) < self.share.get((user, queue), 0.0)
 
-    def _spare(self, victim: RunningJob) -> bool:
+    def _spare(self, victim: RunningJob, already: int = 0) -> bool:
         """The victim's owner runs above their share and keeps at least it without the victim."""
         key = (victim.owner_id, victim.queue)
-        return self.devices.get(key, 0) - victim.devices >= self.share.get(key, 0.0)
+        return self.devices.get(key, 0) - already - victim.devices >= self.share.get(key, 0.0)
 
     def consider(self, job: PendingJob) -> str | None:
         """Free devices for a waiting job if the rules allow; the job's waiting reason, or None."""
-        key = (job.owner_id, job.queue, job.devices)
-        if job.memory_bytes >= self._failed.get(key, 1 << 62) or not self.below_share(job.owner_id, job.queue):
+        shape, mine = (job.queue, job.devices), (job.owner_id, job.queue, job.devices)
+        if (job.memory_bytes >= self._failed.get(shape, 1 << 62)
+                or job.memory_bytes >= self._failed_for.get(mine, 1 << 62)):
             return None
-        best: tuple[int, str, list[RunningJob]] | None = None
-        for worker in self.placement.fitting(job):
-            wid = worker.id
-            if wid in self.placement.held:
-                continue
-            have = self.placement.free[wid] + self.incoming[wid]
-            if have >= job.devices:
+        fits = self.placement.fitting_ids(job)
+        held, free = self.placement.held, self.placement.free
+        for wid, n in self.incoming.items():
+            if n > 0 and wid in fits and wid not in held and free[wid] + n >= job.devices:
                 return self._claimed(job, wid, [])
-            taken = self._victims_on(wid, job, job.devices - have)
-            if taken is not None and (best is None or len(taken) < len(best[2])):
-                best = (len(taken), wid, taken)
+        best, own_only = None, False
+        for wid, jobs in self.on_worker.items():
+            if wid not in fits or wid in held or not jobs:
+                continue
+            taken, skipped_own = self._victims_on(jobs, job, job.devices - free[wid] - self.incoming[wid])
+            own_only = own_only or skipped_own
+            if taken is not None and (best is None or len(taken) < len(best[1])):
+                best = (wid, taken)
+                if len(taken) == 1 and job.devices == 1:
+                    break
         if best is None:
-            self._failed[key] = job.memory_bytes
+            failed, key = (self._failed_for, mine) if own_only else (self._failed, shape)
+            failed[key] = job.memory_bytes
             return None
-        _, wid, taken = best
+        wid, taken = best
         for victim in taken:
-            self.victims[wid].remove(victim)
+            self.on_worker[wid].remove(victim)
             self.devices[(victim.owner_id, victim.queue)] -= victim.devices
             self.chosen.append(victim.id)
         self.incoming[wid] += sum(v.devices for v in taken)
         return self._claimed(job, wid, taken)
 
-    def _victims_on(self, wid: str, job: PendingJob, needed: int) -> list[RunningJob] | None:
-        taken, freed = [], 0
+    def _victims_on(self, jobs: list[RunningJob], job: PendingJob, needed: int) -> tuple[list[RunningJob] | None, bool]:
+        """The newest jobs on one worker that free ``needed`` devices under the rules (or None), and
+        whether a job of the waiting user's own was passed over."""
+        taken, freed, skipped_own = [], 0, False
         lost: dict[tuple[str, str], int] = defaultdict(int)
-        for victim in self.victims.get(wid, ()):
+        for victim in jobs:
             key = (victim.owner_id, victim.queue)
-            if victim.owner_id == job.owner_id or not (
-                    self.devices.get(key, 0) - lost[key] - victim.devices >= self.share.get(key, 0.0)):
+            if victim.owner_id == job.owner_id:
+                skipped_own = True
+                continue
+            if not self._spare(victim, lost[key]):
                 continue
             taken.append(victim)
             lost[key] += victim.devices
             freed += victim.devices
             if freed >= needed:
-                return taken
-        return None
+                return taken, skipped_own
+        return None, skipped_own
 
     def _claimed(self, job: PendingJob, wid: str, taken: list[RunningJob]) -> str:
         """Reserve the worker's free and incoming devices for the job (free ones first)."""
@@ -97,13 +112,18 @@ class Preemptor:
                     f"worker {wid}")
         return f"waiting for devices being freed by preemption on worker {wid}"
 
-
 def preempt(blocked: Iterable[PendingJob], preemptor: Preemptor, now: datetime, config: PolicyConfig,
             reasons: dict[str, str]) -> list[str]:
     """Walk the blocked jobs in policy order; returns the running job ids to preempt."""
+    if not preemptor.victims and not any(preemptor.incoming.values()):
+        return []
     cutoff = now - timedelta(seconds=config.preemption_grace_s)
+    at_share: set[tuple[str, str]] = set()  # users found at or above their share stay so in this pass
     for job in blocked:
-        if job.enqueued_at >= cutoff:
+        if job.enqueued_at >= cutoff or (job.owner_id, job.queue) in at_share:
+            continue
+        if not preemptor.below_share(job.owner_id, job.queue):
+            at_share.add((job.owner_id, job.queue))
             continue
         reason = preemptor.consider(job)
         if reason is not None:
