@@ -51,9 +51,7 @@ def update_user(user_id: str, body: UserUpdate, session: SessionDep, _: AdminUse
     target = session.get(User, user_id) if "\x00" not in user_id else None
     if target is None:
         raise not_found("user", user_id, "user_id")
-    for name, value in body.model_dump(exclude_unset=True).items():
-        if value is None and name not in POOL_FIELDS[1:]:
-            raise APIError(400, "invalid_value", f"'{name}' cannot be null", name)
+    for name, value in body.model_dump(exclude_unset=True).items():  # null only where the type allows it
         setattr(target, name, value)
     session.commit()
     request.app.state.auth_cache.drop_user(target.id)  # a deactivated user's cached keys stop at once

@@ -116,3 +116,45 @@ def test_the_openai_sdk_flow_through_the_proxy(client, alice, inference):
     with pytest.raises(openai.BadRequestError) as info:
         sdk.chat.completions.create(model=BASE, messages=MESSAGES, max_tokens=-5)
     assert info.value.body["param"] == "max_tokens" and len(seen) == 1
+
+
+def serving_usage(app, user) -> list[tuple]:
+    from sqlalchemy import select
+
+    from models.job import UsageRecord
+
+    with app.state.session_factory() as s:
+        rows = s.execute(select(UsageRecord).where(UsageRecord.owner_id == user.id)).scalars().all()
+        return sorted((r.kind, r.job_id, r.tokens_generated) for r in rows)
+
+
+def test_serving_records_the_completion_tokens_of_answers_and_of_streams_that_carry_usage(
+        client, app, alice, inference):
+    _, answer = inference
+    answer["json"] = {"object": "chat.completion", "choices": [],
+                      "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}}
+    for _ in range(2):
+        assert client.post("/v1/chat/completions", headers=alice.headers,
+                           json={"model": BASE, "messages": MESSAGES}).status_code == 200
+    assert serving_usage(app, alice) == [("chat", None, 10)]  # one row per hour, no job
+    usage_chunk = b'data: {"object": "text_completion", "choices": [], "usage": {"completion_tokens": 7}}\n\n'
+    answer.update(content=b'data: {"choices": []}\n\n' + usage_chunk + b"data: [DONE]\n\n",
+                  headers={"content-type": "text/event-stream"})
+    r = client.post("/v1/completions", headers=alice.headers, json={"model": BASE, "prompt": "x", "stream": True,
+                                                                     "stream_options": {"include_usage": True}})
+    assert r.status_code == 200 and r.content.endswith(usage_chunk + b"data: [DONE]\n\n")  # relayed untouched
+    assert serving_usage(app, alice) == [("chat", None, 10), ("completions", None, 7)]
+
+
+def test_a_failed_usage_write_never_fails_the_request(client, app, alice, inference, monkeypatch, caplog):
+    from api.routes import chat
+
+    def broken(**_):
+        raise RuntimeError("ledger down")
+
+    monkeypatch.setattr(chat, "add_usage", broken)
+    _, answer = inference
+    answer["json"] = {"object": "chat.completion", "choices": [], "usage": {"completion_tokens": 5}}
+    r = client.post("/v1/chat/completions", headers=alice.headers, json={"model": BASE, "messages": MESSAGES})
+    assert r.status_code == 200 and r.json() == answer["json"]
+    assert "could not record chat usage" in caplog.text and serving_usage(app, alice) == []

@@ -17,6 +17,7 @@ from models.job import Job, JobEvent, JobKind, UsageRecord
 from models.secrets import encrypt_secret
 from models.settings import Settings
 from models.storage import ArtifactStore
+from tests.worker.conftest import TEST_WORKER, admit
 from tests.worker.ml.selfinstruct.conftest import ScriptedTeacher
 from worker.handlers import generation as handler
 from worker.handlers import teachers as teachers_module
@@ -59,7 +60,9 @@ def new_job(db_session_factory, settings):
 
 
 def run(factory, settings, job_id) -> str:
-    return run_job(session_factory=factory, settings=settings, job_id=job_id, handler=handler.run_generation_job)
+    admit(factory, job_id)  # as the dispatcher places it
+    return run_job(session_factory=factory, settings=settings, job_id=job_id, handler=handler.run_generation_job,
+                   worker_id=TEST_WORKER)
 
 
 def _teacher_totals(s, job_id: str) -> tuple[int, float]:
