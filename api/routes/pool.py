@@ -20,7 +20,6 @@ from models.user import User
 from models.worker import Worker
 
 router = APIRouter(tags=["pool"])
-DEFAULT_HALF_LIFE_S = 86400.0
 
 
 def worker_views(session: Session, now: datetime) -> list[PoolWorker]:
@@ -56,7 +55,7 @@ def user_views(session: Session, now: datetime, half_life_s: float, pending: dic
 def read_pool(session: SessionDep, settings: SettingsDep, _: AdminUser) -> PoolRead:
     """Workers and what each runs, pending jobs per queue and per user, each user's weight, share, usage and caps."""
     now = utcnow()
-    half_life_s = float(getattr(settings, "fair_share_half_life_s", DEFAULT_HALF_LIFE_S))
+    half_life_s = settings.fair_share_half_life_s
     by_queue, by_user = pending_counts(session)
     return PoolRead(half_life_s=half_life_s, workers=worker_views(session, now),
                     pending=PoolPending(total=sum(by_queue.values()), by_queue=by_queue, by_user=by_user),
