@@ -32,7 +32,7 @@ def wake_dispatcher(settings, redis_client=None) -> None:
         return
     try:
         (redis_client or _wake_client(settings.redis_url)).publish(dispatcher_channel(settings.namespace), "1")
-    except Exception:  # noqa: BLE001 - a wake-up is an optimisation; the dispatcher's loop polls anyway
+    except Exception:
         logging.getLogger(__name__).debug("could not wake the dispatcher", exc_info=True)
 
 

@@ -110,8 +110,9 @@ class UsageRecord(TimestampMixin, Base):
     hour, per device kind: compute seconds, tokens trained and generated, teacher tokens and cost."""
 
     __tablename__ = "usage_records"
+    # NULLS NOT DISTINCT: serving rows (no job) of one hour are one row too.
     __table_args__ = (UniqueConstraint("owner_id", "job_id", "kind", "bucket_start", "device_kind",
-                                       name="uq_usage_records_bucket"),)
+                                       name="uq_usage_records_bucket", postgresql_nulls_not_distinct=True),)
 
     id: Mapped[str] = id_column("usage-")
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)

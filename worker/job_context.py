@@ -17,13 +17,15 @@ from contracts.events import Progress
 from contracts.job_stages import current_stage, next_stage
 from models.base import utcnow
 from models.crud import jobs as job_crud
-from models.crud.usage import add_usage
+from models.crud.usage import add_usage, record_job_totals
 from models.db import retry_transient
 from models.event_bus import event_payload, publish
 from models.job import Job
 from models.settings import Settings
 
 log = logging.getLogger(__name__)
+# What a kind's progress ``tokens`` count, as a usage-ledger column (generation meters its teacher itself).
+TOKEN_USAGE = {"fine_tuning": "tokens_trained", "batch": "tokens_generated", "eval": "tokens_generated"}
 
 
 class JobFailed(Exception):
@@ -148,6 +150,9 @@ class JobContext:
                                     tokens_per_s=tokens_per_s, **extra).model_dump()
         with self.session() as s:
             s.get(Job, self.job_id).progress = progress
+            if tokens is not None and self.kind in TOKEN_USAGE:  # into the usage ledger, what is new since last time
+                record_job_totals(session=s, owner_id=self.owner_id, job_id=self.job_id, kind=self.kind,
+                                  now=utcnow(), **{TOKEN_USAGE[self.kind]: int(tokens)})
 
 
 Handler = Callable[[JobContext], "dict | NextStage | None"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from models.crud.resources import job_resources
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from contracts import scheduling
 from models.crud.jobs import ACTIVE_STATUSES
 from models.crud.queue import PENDING_STATUSES
+from models.crud.resources import job_resources
 from models.crud.usage import decayed_gpu_seconds, usage_today
 from models.job import Job, JobKind
 from models.settings import Settings

@@ -40,17 +40,17 @@ class _Heartbeat(threading.Thread):
         self.ctx, self.device_kind, self.cancel_grace_s = ctx, device_kind, cancel_grace_s
         self.done = threading.Event()
         self.cancel_seen_at: float | None = None
-        self.pause_requested = False
+        self.metered_until = time.monotonic()  # compute seconds up to here are in the ledger
 
     def run(self) -> None:
         lease = self.ctx.settings.lease_seconds
         interval = min(5.0, max(0.5, lease / 3))
-        last = renewed = time.monotonic()
+        renewed = time.monotonic()
         while not self.done.wait(interval):
             now = time.monotonic()
             try:
-                ours, cancel, pause = self._renew(now - last)
-                last = renewed = now
+                ours, cancel, pause = self._renew(now - self.metered_until)
+                self.metered_until = renewed = now
             except Exception:
                 log.warning("heartbeat failed for %s", self.ctx.job_id, exc_info=True)
                 if now - renewed > lease:  # the lease has run out: stop before someone else runs it too
@@ -63,11 +63,21 @@ class _Heartbeat(threading.Thread):
                 self.ctx._lost.set()
                 return
             if cancel or pause:
-                self.pause_requested = pause and not cancel
                 self.ctx._stop.set()
                 self.cancel_seen_at = self.cancel_seen_at or now
                 if cancel and now - self.cancel_seen_at > self.cancel_grace_s:
                     self._hard_cancel()
+
+    def stop_and_meter(self) -> None:
+        """Stop beating and meter the seconds since the last beat (a short job is metered too)."""
+        self.done.set()
+        self.join(timeout=30)
+        now = time.monotonic()
+        try:
+            self._renew(now - self.metered_until)
+            self.metered_until = now
+        except Exception:  # the outcome matters more than the last seconds of metering
+            log.warning("could not meter the end of %s", self.ctx.job_id, exc_info=True)
 
     def _renew(self, elapsed_s: float) -> tuple[bool, bool, bool]:
         ctx = self.ctx
@@ -113,7 +123,8 @@ def run_job(*, session_factory: sessionmaker[Session], settings: Settings, job_i
     try:
         ctx.emit(f"Job started on {worker_id}" + (f" (after {ctx.attempt} lost attempts)" if ctx.attempt else ""),
                  data={"worker_id": worker_id, "attempt": ctx.attempt})
-        outcome = _run_handler(ctx, handler, beat)
+        outcome = _run_handler(ctx, handler)
+        beat.stop_and_meter()
         return _record_outcome(ctx, outcome)
     except job_crud.ClaimLost:
         log.warning("job %s: this worker's claim was taken over; stopped without writing", job_id)
@@ -182,14 +193,14 @@ def _claim(session_factory: sessionmaker[Session], settings: Settings, job_id: s
                           worker_id=worker_id, queue=claimed.queue, redis_client=redis_client)
 
 
-def _run_handler(ctx: JobContext, handler: Handler, beat: _Heartbeat) -> Outcome | None:
+def _run_handler(ctx: JobContext, handler: Handler) -> Outcome | None:
     """Call the handler; its outcome as the next stage, or (status, result, error); None if the claim was lost."""
     try:
         result = handler(ctx)
     except job_crud.ClaimLost:
         return None
     except JobStopped:
-        return (JobStatus.paused if beat.pause_requested else JobStatus.cancelled), None, None
+        return JobStatus.cancelled, None, None  # finish_job reads whether a pause or a cancel was asked
     except JobFailed as exc:
         return JobStatus.failed, None, exc.error
     except TRANSIENT_DB_ERRORS as exc:  # the database went away mid-stage: resume later, spend an attempt
@@ -206,7 +217,7 @@ def _run_handler(ctx: JobContext, handler: Handler, beat: _Heartbeat) -> Outcome
         return result
     stopped_itself = (result or {}).get("status")
     if ctx._stop.is_set():
-        return (JobStatus.paused if beat.pause_requested else JobStatus.cancelled), result, None
+        return JobStatus.cancelled, result, None
     if stopped_itself in ("cancelled", "paused"):  # the handler stopped on its own (e.g. a budget cap)
         return JobStatus(stopped_itself), result, None
     return JobStatus.succeeded, result, None

@@ -67,7 +67,8 @@ def upgrade() -> None:
     with op.batch_alter_table('usage_records', schema=None) as batch_op:
         batch_op.alter_column('bucket_start', nullable=False)
         batch_op.create_index(batch_op.f('ix_usage_records_bucket_start'), ['bucket_start'], unique=False)
-        batch_op.create_unique_constraint('uq_usage_records_bucket', ['owner_id', 'job_id', 'kind', 'bucket_start', 'device_kind'])
+        batch_op.create_unique_constraint('uq_usage_records_bucket', ['owner_id', 'job_id', 'kind', 'bucket_start', 'device_kind'],
+                                          postgresql_nulls_not_distinct=True)
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.alter_column('gpu_hours_quota', new_column_name='gpu_hours_per_day')

@@ -201,8 +201,11 @@ def finish_job(*, session: Session, job_id: str, token: str, status: JobStatus, 
         job.result = result
     if error is not None:
         job.error = error
+    if status in (JobStatus.paused, JobStatus.cancelled):  # stopped: the request on the row says which
+        status = JobStatus.cancelled if job.cancel_requested else JobStatus.paused if job.pause_requested else status
     if status == JobStatus.paused and job.pause_reason in ("preempt", "drain"):
         _back_in_line(job, now)
+        session.flush()
         return JobStatus.queued.value
     job.status, job.updated_at = status.value, now
     job.lease_owner = job.lease_expires_at = job.worker_pid = job.claim_token = None
@@ -210,6 +213,7 @@ def finish_job(*, session: Session, job_id: str, token: str, status: JobStatus, 
         job.finished_at = now
     if status == JobStatus.paused:
         job.pause_requested, job.pause_reason, job.admitted_at, job.worker_id = False, None, None, None
+    session.flush()
     return status.value
 
 
@@ -223,6 +227,7 @@ def hand_off_job(*, session: Session, job_id: str, token: str, queue: str, resul
         job.result = result
     job.status, job.queue = JobStatus.queued.value, queue
     _back_in_line(job, utcnow())
+    session.flush()
     return True
 
 

@@ -86,17 +86,17 @@ def _insert_or_add(session: Session, key: dict, increments: dict) -> None:
     session.execute(stmt.on_conflict_do_update(constraint=BUCKET_CONSTRAINT, set_=added))
 
 
-def record_teacher_totals(*, session: Session, owner_id: str, job_id: str, kind: str, tokens: int,
-                          cost_usd: float, now: datetime) -> None:
-    """A job reports its teacher's running totals (a resumed generation job replays its ledger and reports
-    the totals again): the ledger gets only what is new since the totals it already holds for the job."""
-    held_tokens, held_cost = session.execute(
-        select(func.coalesce(func.sum(UsageRecord.teacher_tokens), 0),
-               func.coalesce(func.sum(UsageRecord.teacher_cost_usd), 0.0))
-        .where(UsageRecord.job_id == job_id, UsageRecord.kind == kind)).one()
+def record_job_totals(*, session: Session, owner_id: str, job_id: str, kind: str, now: datetime,
+                      **totals: float) -> None:
+    """A job reports running totals (``teacher_tokens=…``, ``tokens_trained=…``; a resumed job reports totals
+    that include its earlier attempts): the ledger gets only what is new since what it already holds for
+    the job, never a negative amount."""
+    columns = [getattr(UsageRecord, name) for name in totals]
+    held = session.execute(select(*(func.coalesce(func.sum(c), 0) for c in columns))
+                           .where(UsageRecord.job_id == job_id, UsageRecord.kind == kind)).one()
     add_usage(session=session, owner_id=owner_id, job_id=job_id, kind=kind, now=now,
-              teacher_tokens=max(0, int(tokens) - int(held_tokens)),
-              teacher_cost_usd=max(0.0, float(cost_usd) - float(held_cost)))
+              **{name: max(type(total)(0), total - type(total)(have)) for (name, total), have in zip(totals.items(),
+                                                                                                  held, strict=True)})
 
 
 @dataclass

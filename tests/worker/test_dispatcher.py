@@ -1,112 +1,183 @@
-"""Admission by weighted fair share with per-user caps; the reaper re-queues lost jobs."""
+"""The dispatcher against a real database: placement on registered workers by fair share and fit,
+waiting reasons, housekeeping (lost workers, expired leases, unclaimed admissions), and two dispatchers
+at once never admitting a job twice."""
 from __future__ import annotations
 
 import secrets
+import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from models.base import utcnow
 from models.crud import jobs as job_crud
-from models.crud.queue import queue_position, queue_positions
+from models.crud.usage import add_usage
 from models.crud.users import create_user
 from models.db import session_scope
-from models.job import Job, JobKind
+from models.job import Job, JobKind, JobStatus
 from models.settings import Settings
-from models.user import User
+from models.worker import Worker
 from worker.dispatcher import dispatch_once
+
+GiB = 2**30
 
 
 @pytest.fixture
-def clean_jobs(db_session_factory):
+def pool(db_session_factory):
+    """An empty pool: no jobs, no workers (the shared test database)."""
     with session_scope(db_session_factory) as s:
         s.execute(delete(Job))
-    yield
+        s.execute(delete(Worker))
+    yield db_session_factory
 
 
-def make_users(factory, n):
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(LORAFLEET_DATA_DIR=str(tmp_path), LORAFLEET_LEASE_SECONDS=10, LORAFLEET_MAX_RUNNING_PER_USER=10,
+                    LORAFLEET_ADMISSION_TIMEOUT=30)
+
+
+def add_worker(factory, *, slots=1, memory_gb=24.0, queues=("gpu",), heartbeat_age_s=0.0) -> str:
+    worker_id = f"host-{secrets.token_hex(3)}"
     with session_scope(factory) as s:
-        return [create_user(session=s, name=f"d-{secrets.token_hex(4)}")[0].id for _ in range(n)]
+        s.add(Worker(id=worker_id, host="host", device_kind="cpu", slots=slots, memory_total_bytes=int(memory_gb * GiB),
+                     memory_free_bytes=int(memory_gb * GiB), queues=list(queues), base_models=[],
+                     heartbeat_at=utcnow() - timedelta(seconds=heartbeat_age_s)))
+    return worker_id
 
 
-def submit(factory, owner, kind=JobKind.batch) -> str:  # one stage, on the gpu pool
+def new_user(factory) -> str:
     with session_scope(factory) as s:
-        return job_crud.create_job(session=s, owner_id=owner, kind=kind, params={}).id
+        return create_user(session=s, name=f"d-{secrets.token_hex(4)}")[0].id
 
 
-def test_fair_share_interleaves_users_and_respects_slots(db_session_factory, clean_jobs, tmp_path):
-    settings = Settings(LORAFLEET_DATA_DIR=str(tmp_path), LORAFLEET_GPU_SLOTS=2, LORAFLEET_MAX_RUNNING_PER_USER=5)
-    heavy, light = make_users(db_session_factory, 2)
-    heavy_jobs = [submit(db_session_factory, heavy) for _ in range(4)]
-    light_jobs = [submit(db_session_factory, light) for _ in range(2)]
-    with session_scope(db_session_factory) as s:  # heavy used the GPUs a lot recently
-        old = job_crud.create_job(session=s, owner_id=heavy, kind=JobKind.fine_tuning, params={})
-        old.status, old.compute_seconds = "succeeded", 3600.0
+def submit(factory, owner, *, memory_gb: float = 1.0, priority: int = 0) -> str:
+    """A one-stage job on the gpu pool with a known memory need."""
+    with session_scope(factory) as s:
+        job = job_crud.create_job(session=s, owner_id=owner, kind=JobKind.batch, params={}, priority=priority)
+        job.resources = {"memory_bytes": int(memory_gb * GiB), "devices": 1, "base_model": None}
+        return job.id
+
+
+def finish(factory, job_id: str, gpu_seconds: float = 600.0) -> None:
+    """The job ran ``gpu_seconds`` on a GPU (metered into the usage ledger, as heartbeats do) and succeeded."""
+    with session_scope(factory) as s:
+        job = s.get(Job, job_id)
+        job.status, job.finished_at = JobStatus.succeeded.value, utcnow()
+        add_usage(session=s, owner_id=job.owner_id, job_id=job.id, kind=job.kind, now=utcnow(), device_kind="cpu",
+                  compute_seconds=gpu_seconds)
+
+
+def row(factory, job_id) -> Job:
+    with factory() as s:
+        return s.get(Job, job_id)
+
+
+def test_jobs_go_to_the_queue_of_the_worker_they_were_placed_on(pool, settings):
+    worker = add_worker(pool, slots=2)
+    user = new_user(pool)
+    jobs = [submit(pool, user) for _ in range(3)]
     sent = []
-    admitted = dispatch_once(db_session_factory, settings, sent.append)
-    assert len(admitted) == 2 and [j.id for j in sent] == admitted
-    # The light user's jobs go first although the heavy user submitted earlier.
-    assert admitted == light_jobs
-    assert dispatch_once(db_session_factory, settings, sent.append) == []  # no free slot
-    with session_scope(db_session_factory) as s:
-        positions = queue_positions(s, "gpu")
-        # The per-job COUNT the API uses agrees with the full ordering.
-        assert {j: queue_position(s, s.get(Job, j)) for j in positions} == positions
-    assert positions[light_jobs[0]] == 1 and [positions[j] for j in heavy_jobs] == [3, 4, 5, 6]
+    report = dispatch_once(pool, settings, lambda job: sent.append((job.id, job.worker_id)))
+    assert report.admitted == jobs[:2] and sent == [(j, worker) for j in jobs[:2]]
+    waiting = row(pool, jobs[2])
+    assert waiting.admitted_at is None and waiting.queue_position == 1 and "free slot" in waiting.waiting_reason
+    assert waiting.estimated_start is not None
 
 
-def test_per_user_cap(db_session_factory, clean_jobs, tmp_path):
-    settings = Settings(LORAFLEET_DATA_DIR=str(tmp_path), LORAFLEET_GPU_SLOTS=4, LORAFLEET_MAX_RUNNING_PER_USER=1)
-    (user,) = make_users(db_session_factory, 1)
-    for _ in range(3):
-        submit(db_session_factory, user)
-    assert len(dispatch_once(db_session_factory, settings, lambda j: None)) == 1
+def test_a_light_user_goes_before_a_heavy_users_third_job(pool, settings):
+    add_worker(pool, slots=1)
+    heavy, light = new_user(pool), new_user(pool)
+    heavy_jobs = [submit(pool, heavy) for _ in range(6)]
+    light_job = submit(pool, light)
+    started = []
+    for _ in range(7):
+        report = dispatch_once(pool, settings, lambda job: None)
+        assert len(report.admitted) == 1
+        started += report.admitted
+        finish(pool, report.admitted[0])
+    assert started.index(light_job) < started.index(heavy_jobs[2])
 
 
-def test_users_weight_and_cap_from_the_database_reach_the_policy(db_session_factory, clean_jobs, tmp_path):
-    settings = Settings(LORAFLEET_DATA_DIR=str(tmp_path), LORAFLEET_GPU_SLOTS=4, LORAFLEET_MAX_RUNNING_PER_USER=2)
-    vip, other = make_users(db_session_factory, 2)
-    with session_scope(db_session_factory) as s:
-        user = s.get(User, vip)
-        user.share_weight, user.max_running_jobs = 100.0, 3
-        old = job_crud.create_job(session=s, owner_id=vip, kind=JobKind.fine_tuning, params={})
-        old.status, old.compute_seconds = "succeeded", 3600.0
-    vip_jobs = [submit(db_session_factory, vip) for _ in range(3)]
-    other_jobs = [submit(db_session_factory, other) for _ in range(2)]
-    # other's first job goes first (no usage); then vip's weighted usage (3600/100) stays below the charge
-    # of one running job of other, and vip's own cap (3) lets a third job past the default cap (2).
-    assert dispatch_once(db_session_factory, settings, lambda j: None) == [other_jobs[0], *vip_jobs]
+def test_a_job_too_big_for_one_worker_runs_on_the_other_and_one_that_fits_none_says_why(pool, settings):
+    small, big = add_worker(pool, memory_gb=16), add_worker(pool, memory_gb=80)
+    user = new_user(pool)
+    large, huge = submit(pool, user, memory_gb=40), submit(pool, user, memory_gb=120)
+    sent = {}
+    dispatch_once(pool, settings, lambda job: sent.update({job.id: job.worker_id}))
+    assert sent == {large: big}
+    reason = row(pool, huge).waiting_reason
+    assert "no registered worker fits" in reason and "120.0 GiB" in reason, reason
+    assert small not in sent.values()
+    later = add_worker(pool, memory_gb=141)  # a fitting worker registers: the job starts
+    dispatch_once(pool, settings, lambda job: sent.update({job.id: job.worker_id}))
+    assert sent[huge] == later
 
 
-def test_reaper_requeues_then_fails(db_session_factory, clean_jobs, tmp_path):
-    settings = Settings(LORAFLEET_DATA_DIR=str(tmp_path), LORAFLEET_MAX_ATTEMPTS=2)
-    (user,) = make_users(db_session_factory, 1)
-    job_id = submit(db_session_factory, user)
-    for attempt, expected in ((1, "queued"), (2, "failed")):
-        with session_scope(db_session_factory) as s:
-            job = s.get(Job, job_id)
-            job.status, job.attempt, job.lease_owner = "running", attempt, "dead-worker"
-            job.lease_expires_at = utcnow() - timedelta(seconds=1)
-        sent = []
-        dispatch_once(db_session_factory, settings, sent.append)
-        with db_session_factory() as s:
-            job = s.get(Job, job_id)
-            assert job.status == expected
-            if expected == "queued":
-                assert [j.id for j in sent] == [job_id]  # re-admitted at once
-            else:
-                assert job.error["code"] == "worker_lost"
-
-
-def test_an_admitted_job_is_sent_once(db_session_factory, clean_jobs, tmp_path):
-    settings = Settings(LORAFLEET_DATA_DIR=str(tmp_path))
-    (user,) = make_users(db_session_factory, 1)
-    io_job = submit(db_session_factory, user, JobKind.preflight)
-    gpu_job = submit(db_session_factory, user, JobKind.fine_tuning)
+def test_lost_workers_expired_leases_and_unclaimed_admissions_are_taken_back(pool, settings):
+    silent = add_worker(pool, heartbeat_age_s=60)  # stopped heart-beating a while ago
+    user = new_user(pool)
+    placed, running, unclaimed = submit(pool, user), submit(pool, user), submit(pool, user)
+    live = add_worker(pool, slots=3)
+    now = utcnow()
+    with session_scope(pool) as s:
+        a = s.get(Job, placed)
+        a.admitted_at, a.worker_id = now, silent  # placed on the silent worker, never claimed
+        b = s.get(Job, running)
+        b.status, b.admitted_at, b.worker_id, b.lease_owner = "running", now, live, live
+        b.claim_token, b.lease_expires_at = "t", now - timedelta(seconds=1)  # its lease ran out
+        c = s.get(Job, unclaimed)
+        c.admitted_at, c.worker_id = now - timedelta(seconds=31), live  # older than the admission timeout
     sent = []
-    for _ in range(3):
-        dispatch_once(db_session_factory, settings, lambda j: sent.append(j.id))
-    assert sorted(sent) == sorted([io_job, gpu_job])
-    with db_session_factory() as s:
-        assert all(s.get(Job, j).admitted_at is not None for j in (io_job, gpu_job))
+    report = dispatch_once(pool, settings, lambda job: sent.append(job.id))
+    assert report.lost_workers == [silent] and report.requeued == [running]
+    assert sorted(sent) == sorted([placed, running, unclaimed])  # all three placed again, on the live worker
+    b = row(pool, running)
+    assert b.attempt == 1 and b.last_failure["code"] == "worker_lost" and b.worker_id == live
+    with pool() as s:
+        assert s.get(Worker, silent).state == "lost"
+
+
+def test_a_failed_send_is_taken_back_at_once(pool, settings):
+    add_worker(pool)
+    job_id = submit(pool, new_user(pool))
+
+    def broker_down(job):
+        raise ConnectionError("redis is down")
+
+    assert dispatch_once(pool, settings, broker_down).admitted == []
+    job = row(pool, job_id)
+    assert job.admitted_at is None and job.worker_id is None
+    assert dispatch_once(pool, settings, lambda job: None).admitted == [job_id]
+
+
+def test_two_dispatchers_through_a_burst_admit_each_job_once(pool, settings):
+    workers = [add_worker(pool, slots=4) for _ in range(3)]
+    users = [new_user(pool) for _ in range(5)]
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    def send(job):
+        with lock:
+            sent.append(job.id)
+
+    stop = threading.Event()
+
+    def dispatcher():
+        while not stop.is_set():
+            dispatch_once(pool, settings, send)
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
+    for t in threads:
+        t.start()
+    jobs = [submit(pool, users[i % 5]) for i in range(50)]
+    stop.set()
+    for t in threads:
+        t.join()
+    dispatch_once(pool, settings, send)
+    assert len(sent) == len(set(sent)) == 12  # every slot filled once, no job admitted twice
+    with pool() as s:
+        admitted = s.execute(select(Job.worker_id).where(Job.admitted_at.is_not(None))).scalars().all()
+    assert sorted(admitted) == sorted(w for w in workers for _ in range(4))
+    assert set(sent) <= set(jobs)

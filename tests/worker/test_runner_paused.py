@@ -11,6 +11,7 @@ from models.crud.users import create_user
 from models.db import session_scope
 from models.job import Job, JobKind
 from models.settings import Settings
+from tests.worker.conftest import TEST_WORKER, admit
 from worker.runner import run_job
 
 
@@ -23,11 +24,13 @@ def settings(tmp_path):
 def job_id(db_session_factory) -> str:
     with session_scope(db_session_factory) as s:
         user, _ = create_user(session=s, name=f"p-{secrets.token_hex(4)}")
-        return job_crud.create_job(session=s, owner_id=user.id, kind=JobKind.generation, params={}).id
+        job_id = job_crud.create_job(session=s, owner_id=user.id, kind=JobKind.generation, params={}).id
+    admit(db_session_factory, job_id)
+    return job_id
 
 
 def test_a_handler_can_pause_its_job(db_session_factory, settings, job_id):
-    status = run_job(session_factory=db_session_factory, settings=settings, job_id=job_id,
+    status = run_job(session_factory=db_session_factory, settings=settings, job_id=job_id, worker_id=TEST_WORKER,
                      handler=lambda ctx: {"status": "paused", "reason": "budget"})
     assert status == "paused"
     with db_session_factory() as s:
@@ -43,4 +46,5 @@ def test_a_cancel_request_wins_over_a_pause(db_session_factory, settings, job_id
         ctx._stop.set()  # what the heartbeat does when it sees the request
         return {"status": "paused"}
 
-    assert run_job(session_factory=db_session_factory, settings=settings, job_id=job_id, handler=handler) == "cancelled"
+    assert run_job(session_factory=db_session_factory, settings=settings, job_id=job_id, handler=handler,
+                   worker_id=TEST_WORKER) == "cancelled"

@@ -79,7 +79,7 @@ def run_batch_job(ctx: JobContext) -> dict:
     base = p.get("base_model")
     ledger = LineLedger(ctx.work_dir)
     if ledger.resumed:
-        ctx.emit(f"Resumed on attempt {ctx.attempt}: {ledger.resumed} of {len(requests)} lines were already done",
+        ctx.emit(f"Resumed: {ledger.resumed} of {len(requests)} lines were already done",
                  data={"resumed_lines": ledger.resumed})
     progress = Progress(ctx, ledger, len(requests), every=max(p.get("batch_size", 16), len(requests) // 10))
     todo, done = [], ledger.done

@@ -84,7 +84,7 @@ def run_eval_job(ctx: JobContext) -> dict:
     ledger = DecodedRowsLedger(ctx.work_dir / "generations.jsonl", len(examples), targets)
     done = ledger.done
     if done:
-        ctx.emit(f"Resumed on attempt {ctx.attempt}: {len(done)} of {len(examples) * len(targets)} generations were "
+        ctx.emit(f"Resumed: {len(done)} of {len(examples) * len(targets)} generations were "
                  "already done", data={"resumed_generations": len(done)})
     t0, last = time.monotonic(), [len(done)]
 

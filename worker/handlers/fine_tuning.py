@@ -102,7 +102,7 @@ def _announce_resume(ctx: JobContext) -> None:
     latest = latest_checkpoint(ctx.work_dir)
     if latest is not None:
         step = read_checkpoint_meta(latest).get("step")
-        ctx.emit(f"Resumed from step {step} (checkpoint {latest.name}) on attempt {ctx.attempt}",
+        ctx.emit(f"Resumed from step {step} (checkpoint {latest.name})",
                  data={"resumed_from_step": step})
 
 

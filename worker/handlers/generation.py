@@ -16,7 +16,7 @@ from contracts.configs import GenerationJobConfig
 from contracts.seed_tasks import SeedFileError, parse_seed_file
 from models.base import utcnow
 from models.crud.files import get_owned_file
-from models.crud.usage import record_teacher_totals
+from models.crud.usage import record_job_totals
 from models.job import JobKind
 from worker.handlers.generation_dataset import publish_dataset
 from worker.handlers.teachers import make_teacher
@@ -110,8 +110,9 @@ def run_generation_job(ctx: JobContext) -> dict:
         return {"status": "paused", "reason": "teacher_unavailable", "message": str(exc)}
     summary = {k: out[k] for k in SUMMARY_KEYS}
     with ctx.session() as s:
-        record_teacher_totals(session=s, owner_id=ctx.owner_id, job_id=ctx.job_id, kind=JobKind.generation.value,
-                              tokens=out["tokens"]["total"], cost_usd=out["cost_usd"], now=utcnow())
+        record_job_totals(session=s, owner_id=ctx.owner_id, job_id=ctx.job_id, kind=JobKind.generation.value,
+                          now=utcnow(), teacher_tokens=int(out["tokens"]["total"]),
+                          teacher_cost_usd=float(out["cost_usd"]))
     ctx.report_progress(step=min(out["n_instructions"], cfg.num_instructions), total=cfg.num_instructions,
                         tokens=out["tokens"]["total"], tokens_per_s=reporter.tokens_per_s(), force=True,
                         n_kept=out["n_kept"], cost_usd=out["cost_usd"])

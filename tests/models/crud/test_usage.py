@@ -11,7 +11,7 @@ from sqlalchemy import select
 from models.crud.usage import (
     add_usage,
     decayed_gpu_seconds,
-    record_teacher_totals,
+    record_job_totals,
     usage_between,
     usage_today,
 )
@@ -70,12 +70,15 @@ def test_concurrent_adds_on_postgres_sum_correctly(session_factory, session, ali
 
 
 def test_teacher_totals_become_increments(session, alice):
-    record_teacher_totals(session=session, owner_id=alice.id, job_id="genjob-1", kind="generation", tokens=100,
-                          cost_usd=0.5, now=T)
-    record_teacher_totals(session=session, owner_id=alice.id, job_id="genjob-1", kind="generation", tokens=250,
-                          cost_usd=1.25, now=T + timedelta(hours=2))  # a resumed run reports its new totals
+    record_job_totals(session=session, owner_id=alice.id, job_id="genjob-1", kind="generation", teacher_tokens=100,
+                      teacher_cost_usd=0.5, now=T)
+    record_job_totals(session=session, owner_id=alice.id, job_id="genjob-1", kind="generation", teacher_tokens=250,
+                      teacher_cost_usd=1.25, now=T + timedelta(hours=2))  # a resumed run reports its new totals
     got = rows(session, job_id="genjob-1")
     assert [(r.teacher_tokens, r.teacher_cost_usd) for r in got] == [(100, 0.5), (150, pytest.approx(0.75))]
+    record_job_totals(session=session, owner_id=alice.id, job_id="genjob-1", kind="generation", teacher_tokens=250,
+                      teacher_cost_usd=1.25, now=T + timedelta(hours=3))  # the same totals again: nothing new
+    assert len(rows(session, job_id="genjob-1")) == 2
 
 
 def test_usage_between_buckets_by_day_or_hour_and_groups(session, alice, bob):
