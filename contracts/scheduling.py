@@ -10,29 +10,35 @@ One pass:
 
 1. Order (``scheduling_fairness.policy_order``). Starving jobs first, FIFO; then weighted fair share:
    the user with the least ``(decayed_gpu_s + expected GPU-seconds of their running jobs + of the jobs
-   this pass already ordered for them) / weight`` gives their next job (priority desc, then FIFO).
+   this pass already ordered for them) / weight`` gives their next job (priority desc, then FIFO);
+   a job within its owner's fair share of the queue's devices (weighted water-filling over the users
+   with work there) goes before any job beyond its owner's share, so admissions do not build up
+   what preemption would have to take back.
 2. Walk the order. A job over one of its owner's caps (concurrent jobs, counting running and admitted;
    daily GPU-hours for "gpu" jobs; daily teacher money for ``teacher`` jobs) or fitting no registered
    worker waits with a precise reason. Otherwise it goes to a worker that can start it now
    (``scheduling_placement``: base model on hand, then best fit, then id); when none can, later jobs
    may still start (backfill), except on a worker held for a starving job.
-3. Preempt (``scheduling_preemption``) for blocked jobs of users below their share.
+3. Preempt (``scheduling_preemption``) for blocked jobs of users who get no service (below).
 4. Positions and estimated starts (``scheduling_estimates``) when ``with_estimates``.
 
 Starvation and its bound. A job is *starving* once it has waited longer than ``starvation_s`` and its
-owner does not run above their fair share of its queue (weighted water-filling of the queue's devices
+owner runs below their fair share of its queue (weighted water-filling of the queue's devices
 over the users with work there). The owner condition matters in an oversubscribed pool: a heavy user's
 backlog is always older than ``starvation_s``, and letting it all jump ahead would turn fair share into
 FIFO; such a job waits for its owner's own earlier work, not because the policy passes it over. A
 starving job goes ahead of fair-share order (FIFO among starving jobs) and, if it cannot start now,
 holds one fitting worker (the one with the most free slots): nothing else is placed there, so its slots
-only gather. Bound: a job that fits some worker, is under no cap, and whose owner is at or below their
+only gather. Bound: a job that fits some worker, is under no cap, and whose owner runs below their
 share starts within ``starvation_s`` + the time until the held worker frees enough slots, i.e. the
 longest remaining run of the jobs there (or, with preemption, their next checkpoint), plus the time
 the starving jobs ahead of it (FIFO) take the same way.
 
-Preemption never moves a user below their share and never serves a job of the victim's own user; jobs
-already told to stop are passed in with ``stopping=True`` and their devices count as on their way.
+Preemption serves only a user who runs nothing in the job's queue and is below their share (by the
+job's devices), whose job waited past ``preemption_grace_s`` and cannot start now; it never moves a
+victim's owner below their share and never serves a job of the victim's own user. Jobs already told
+to stop are passed in with ``stopping=True``: their devices count as on their way, nothing more is
+preempted for the same need.
 """
 from __future__ import annotations
 
@@ -179,7 +185,8 @@ def plan(*, pending: Sequence[PendingJob], running: Sequence[RunningJob], worker
         if starving:
             jobs[:] = [j for j in jobs if j.id not in starving]
     weight = {u: max(users.get(u, _NOBODY).weight, 1e-9) for u in by_user}
-    order = policy_order(by_user, charge, weight, starving.values(), config)
+    room = {key: n - devices.get(key, 0.0) for key, n in share.items()}
+    order = policy_order(by_user, charge, weight, room, starving.values(), config)
     walk = Walk(placement, jobs_running, devices, users, config, result, with_estimates)
     walk.run(order, starving)
     if config.preemption and walk.blocked:
@@ -210,7 +217,7 @@ def _fair_shares(by_user: Mapping[str, list[PendingJob]], devices: Mapping[tuple
 
 def _starving(pending: Sequence[PendingJob], devices: Mapping[tuple[str, str], float],
               share: Mapping[tuple[str, str], float], now: datetime, config: PolicyConfig) -> dict[str, PendingJob]:
-    """Jobs that waited past ``starvation_s`` whose owner does not run above their share (module doc)."""
+    """Jobs that waited past ``starvation_s`` whose owner runs below their share (module doc)."""
     cutoff = now - timedelta(seconds=config.starvation_s)
     old = [j for j in pending if j.enqueued_at < cutoff]
-    return {j.id: j for j in old if devices.get((j.owner_id, j.queue), 0.0) <= share.get((j.owner_id, j.queue), 0.0)}
+    return {j.id: j for j in old if devices.get((j.owner_id, j.queue), 0.0) < share.get((j.owner_id, j.queue), 0.0)}

@@ -3,7 +3,8 @@ devices (weighted water-filling), the caps, and the policy order of all pending 
 
 The policy order: starving jobs first (FIFO), then the user with the least
 ``(decayed_gpu_s + charge of running jobs + charge of jobs already ordered this pass) / weight`` gives
-their next job (priority desc, then FIFO), ties going to the user whose next job waited longest.
+their next job (priority desc, then FIFO), ties going to the user whose next job waited longest;
+jobs that fit within their owner's fair share of the queue's devices come before those beyond it.
 """
 from __future__ import annotations
 
@@ -69,28 +70,37 @@ def daily_reasons(state: UserState) -> tuple[str | None, str | None]:
 
 
 def policy_order(by_user: Mapping[str, list[PendingJob]], charge: Mapping[str, float],
-                 weight: Mapping[str, float], starving: Iterable[PendingJob], config: PolicyConfig,
-                 ) -> list[PendingJob]:
-    """All pending jobs in admission order. ``by_user`` lists are in own order (``own_order_key``)
-    and hold no starving job; ``charge`` is each user's charge before this pass."""
-    spent = dict(charge)
+                 weight: Mapping[str, float], room: Mapping[tuple[str, str], float],
+                 starving: Iterable[PendingJob], config: PolicyConfig) -> list[PendingJob]:
+    """All pending jobs in admission order. ``by_user`` lists are in own order (``sort_own_order``)
+    and hold no starving job; ``charge`` is each user's charge before this pass; ``room`` is each
+    (user, queue)'s fair share minus the devices they run. A job that still fits its owner's room
+    comes before one that does not, so admissions never take a user past their share while someone
+    under theirs waits (which would only be undone by preemption)."""
+    spent, left = dict(charge), dict(room)
     order = sorted(starving, key=lambda j: (j.enqueued_at, j.id))
     for job in order:
         spent[job.owner_id] = spent.get(job.owner_id, 0.0) + job_charge(job, config)
-    heap: list[tuple[float, datetime, str, int]] = [
-        (spent.get(u, 0.0) / weight[u], jobs[0].enqueued_at, u, 0) for u, jobs in by_user.items() if jobs]
+        left[(job.owner_id, job.queue)] = left.get((job.owner_id, job.queue), 0.0) - job.devices
+    heap: list[tuple[bool, float, datetime, str, int]] = [
+        (left.get((u, jobs[0].queue), 0.0) < jobs[0].devices - 1e-9, spent.get(u, 0.0) / weight[u],
+         jobs[0].enqueued_at, u, 0) for u, jobs in by_user.items() if jobs]
     heapq.heapify(heap)
     default, append, replace, pop = config.default_duration_s, order.append, heapq.heapreplace, heapq.heappop
     while heap:
-        key, _, user, i = heap[0]
+        _, key, _, user, i = heap[0]
         jobs = by_user[user]
         job = jobs[i]
         append(job)
+        mine = (user, job.queue)
+        left[mine] = left.get(mine, 0.0) - job.devices
         i += 1
         if i == len(jobs):
             pop(heap)
             continue
         duration = job.estimated_duration_s
         cost = job.devices * (default if duration is None else duration)
-        replace(heap, (key + cost / weight[user], jobs[i].enqueued_at, user, i))
+        nxt = jobs[i]
+        over = left.get((user, nxt.queue), 0.0) < nxt.devices - 1e-9
+        replace(heap, (over, key + cost / weight[user], nxt.enqueued_at, user, i))
     return order

@@ -22,6 +22,7 @@ class Preemptor:
     def __init__(self, running: Iterable[RunningJob], placement: Placement,
                  share: Mapping[tuple[str, str], float], devices: dict[tuple[str, str], float]) -> None:
         self.placement, self.share, self.devices = placement, share, devices
+        self.served: dict[tuple[str, str], float] = {}  # devices claimed for a user by this pass's preemptions
         self.incoming: dict[str, int] = defaultdict(int)  # worker -> devices of jobs already stopping
         candidates = []
         for r in running:
@@ -41,8 +42,11 @@ class Preemptor:
         self._failed: dict[tuple[str, int], int] = {}  # (queue, devices) -> least memory that found none
         self._failed_for: dict[tuple[str, str, int], int] = {}  # the same, for one user
 
-    def below_share(self, user: str, queue: str) -> bool:
-        return self.devices.get((user, queue), 0) < self.share.get((user, queue), 0.0)
+    def may_claim(self, job: PendingJob) -> bool:
+        """The job's owner runs nothing in the queue and stays within their share with the job."""
+        key = (job.owner_id, job.queue)
+        running = self.devices.get(key, 0)
+        return running == self.served.get(key, 0) and running + job.devices <= self.share.get(key, 0.0) + 1e-9
 
     def _spare(self, victim: RunningJob, already: int = 0) -> bool:
         """The victim's owner runs above their share and keeps at least it without the victim."""
@@ -106,7 +110,9 @@ class Preemptor:
         from_free = min(self.placement.free[wid], job.devices)
         self.placement.free[wid] -= from_free
         self.incoming[wid] -= job.devices - from_free
-        self.devices[(job.owner_id, job.queue)] = self.devices.get((job.owner_id, job.queue), 0) + job.devices
+        key = (job.owner_id, job.queue)
+        self.devices[key] = self.devices.get(key, 0) + job.devices
+        self.served[key] = self.served.get(key, 0) + job.devices
         if taken:
             return (f"waiting for {len(taken)} preempted job(s) to pause at their next checkpoint on "
                     f"worker {wid}")
@@ -122,8 +128,9 @@ def preempt(blocked: Iterable[PendingJob], preemptor: Preemptor, now: datetime, 
     for job in blocked:
         if job.enqueued_at >= cutoff or (job.owner_id, job.queue) in at_share:
             continue
-        if not preemptor.below_share(job.owner_id, job.queue):
-            at_share.add((job.owner_id, job.queue))
+        if not preemptor.may_claim(job):
+            if job.devices == 1:
+                at_share.add((job.owner_id, job.queue))
             continue
         reason = preemptor.consider(job)
         if reason is not None:

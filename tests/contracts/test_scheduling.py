@@ -161,12 +161,13 @@ def test_a_starving_gang_holds_its_worker_against_backfill():
     assert p.waiting_reasons["gang"].startswith("starving")
 
 
-def test_a_user_above_their_share_does_not_starve():
+def test_only_a_user_below_their_share_starves():
     running = [run(f"r{i}", "a", "w", 0) for i in range(3)]  # a's share of 4 is 2 while b wants 2
     pending = [job("a-old", "a", 0), job("b1", "b", 100), job("b2", "b", 101)]
     p = do(pending, [worker("w", slots=4)], running=running, minute=120)
     assert admitted(p) == ["b1"]
-    assert admitted(do(pending[:2], [worker("w", slots=4)], running=running, minute=120)) == ["a-old"]
+    below = running[:2] + [run(f"x{i}", "x", "w", 0) for i in range(3)]  # a runs 2 of a share of 2.5
+    assert admitted(do(pending[:2], [worker("w", slots=6)], running=below, minute=120)) == ["a-old"]
 
 
 def preemption_case(**kw) -> tuple[list, list, list]:
@@ -193,6 +194,14 @@ def test_no_preemption_within_grace_for_the_same_user_or_unpreemptible_jobs():
     assert do(pending, workers, running=running, minute=20).preemptions == []
     assert do(pending, workers, running=preemption_case()[1], minute=20,
               config=PolicyConfig(preemption=False)).preemptions == []
+
+
+def test_no_preemption_for_a_user_who_runs_something():
+    running = [run(f"v{i}", "v", "w", i) for i in range(3)] + [run("u0", "u", "w", 0)]
+    pending = [job("u1", "u", 10), job("u2", "u", 11)]  # u's share is 2 of 4, v runs 3
+    assert do(pending, [worker("w", slots=4)], running=running, minute=30).preemptions == []
+    p = do(pending, [worker("w", slots=3)], running=running[:3], minute=30)  # u runs nothing: share 1.5
+    assert p.preemptions == ["v2"]  # for u1 only: u2 would take u past its share
 
 
 def test_no_preemption_of_a_user_at_their_share():
