@@ -1,6 +1,6 @@
 """Real services for integration tests: a fresh Postgres database per session (migrated with Alembic),
-a Redis key/queue namespace of its own, an in-process API (TestClient, dispatcher thread running) and
-real ``celery worker`` subprocesses."""
+a Redis key/queue namespace of its own, an in-process API (TestClient), a real ``lorafleet dispatcher``
+process and real ``lorafleet worker`` processes (each a registered worker running ``celery worker``)."""
 from __future__ import annotations
 
 import os
@@ -41,6 +41,9 @@ def service_env(pg_database, tmp_path_factory, models_cache):
         "LORAFLEET_LEASE_SECONDS": "4",
         "LORAFLEET_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
         "LORAFLEET_MAX_ATTEMPTS": "3",
+        "LORAFLEET_DISPATCH_INTERVAL": "0.5",
+        "LORAFLEET_ADMISSION_TIMEOUT": "45",
+        "LORAFLEET_WORKER_SHUTDOWN_GRACE": "30",
     }
     yield env
     import redis
@@ -88,30 +91,27 @@ def make_user(api_client, admin_key):
     return _make
 
 
-class WorkerProcess:
-    """A real ``celery worker`` subprocess on this session's queues."""
+class ServiceProcess:
+    """A real ``lorafleet`` subprocess (its own process group), with its output in a log file."""
 
-    def __init__(self, env: dict, queues: tuple[str, ...] = ("gpu", "io"), log_path: Path | None = None):
-        ns = env["LORAFLEET_NAMESPACE"]
-        cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q",
-               ",".join(ns + q for q in queues), "-c", "1", "--pool", "prefork", "--max-tasks-per-child", "1",
-               "-l", "INFO", "--without-gossip", "--without-mingle", "-n", f"test-{secrets.token_hex(3)}@%h"]
+    def __init__(self, args: list[str], env: dict, log_path: Path | None = None):
         self.log_path = log_path
         self.log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the child's log
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "lorafleet_cli.main", *args], cwd=ROOT,
+                                     env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (main process and pool children), no cleanup."""
+        """SIGKILL, no cleanup (a worker's Celery process and its children die with it)."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 40) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
 
@@ -119,12 +119,50 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
 
+class WorkerProcess(ServiceProcess):
+    """``lorafleet worker``: registers itself, then runs ``celery worker`` on its own queue."""
+
+    def __init__(self, env: dict, queues: tuple[str, ...] = ("gpu", "io"), log_path: Path | None = None,
+                 memory_gb: float | None = None, host: str | None = None, concurrency: int = 1):
+        args = ["worker", "--queues", ",".join(queues), "--concurrency", str(concurrency)]
+        args += ["--memory-gb", str(memory_gb)] if memory_gb else []
+        args += ["--host", host] if host else []
+        super().__init__(args, env, log_path)
+        self.host = host
+
+    def worker_id(self, settings, timeout: float = 60) -> str:
+        """The id this worker registered under (waits for its registration)."""
+        from sqlalchemy import select
+
+        from models.db import make_engine, make_sessionmaker
+        from models.worker import Worker
+
+        factory = make_sessionmaker(make_engine(settings.sqlalchemy_url, pool_size=1))
+
+        def registered():
+            with factory() as s:
+                rows = s.execute(select(Worker.id).where(Worker.state == "alive")
+                                 .order_by(Worker.started_at.desc())).scalars().all()
+                mine = [r for r in rows if self.host is None or r.startswith(self.host + "-")]
+                return mine[0] if mine else None
+
+        return wait_for(registered, timeout, 0.3, "the worker to register")
+
+
+@pytest.fixture(scope="session")
+def dispatcher(service_env, tmp_path_factory):
+    """One ``lorafleet dispatcher`` process for the session (tests may start more)."""
+    proc = ServiceProcess(["dispatcher"], service_env, tmp_path_factory.mktemp("dispatcher") / "dispatcher.log")
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture
-def start_worker(service_env, tmp_path):
+def start_worker(service_env, tmp_path, dispatcher):
     workers: list[WorkerProcess] = []
 
-    def _start(queues=("gpu", "io")) -> WorkerProcess:
-        w = WorkerProcess(service_env, queues, tmp_path / f"worker-{len(workers)}.log")
+    def _start(queues=("gpu", "io"), **kwargs) -> WorkerProcess:
+        w = WorkerProcess(service_env, queues, tmp_path / f"worker-{len(workers)}.log", **kwargs)
         workers.append(w)
         return w
 

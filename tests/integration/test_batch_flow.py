@@ -159,7 +159,7 @@ def test_kill_9_resumes_without_redoing_finished_lines(openai_client, start_work
     ids = [line["custom_id"] for line in read_lines(client, done.output_file_id)]
     assert len(ids) == n and len(set(ids)) == n  # nothing redone (the ledger is append-only), nothing lost
     events = api(client, "GET", f"jobs/{batch.id}/events", params={"limit": 500, "order": "asc"}).json()["data"]
-    resumed = [e for e in events if e["message"].startswith("Resumed on attempt")]
+    resumed = [e for e in events if e["message"].startswith("Resumed: ")]
     assert resumed and resumed[0]["data"]["resumed_lines"] >= seen, [e["message"] for e in events]
     assert any(e["type"] == "metrics" and "tokens_per_s" in (e["data"] or {}) for e in events)
 

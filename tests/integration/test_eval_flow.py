@@ -156,7 +156,7 @@ def test_kill_9_mid_eval_resumes_without_redoing_generations(openai_client, star
     keys = [json.loads(x)["key"] for x in ledger.read_text().splitlines()]
     assert len(keys) == n and len(set(keys)) == n  # nothing generated twice, nothing lost
     events = api(client, "GET", f"jobs/{job['id']}/events", params={"limit": 500, "order": "asc"}).json()["data"]
-    resumed = [e for e in events if e["message"].startswith("Resumed on attempt")]
+    resumed = [e for e in events if e["message"].startswith("Resumed: ")]
     assert resumed and resumed[0]["data"]["resumed_generations"] >= seen, [e["message"] for e in events]
     report = done["report"]
     assert report["models"][0]["examples"] == n and report["models"][0]["errors"] == 0

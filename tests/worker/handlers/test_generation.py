@@ -98,8 +98,12 @@ def test_success_publishes_a_training_file_a_dataset_and_usage(db_session_factor
     # publishing again (a re-delivered job that crashed after publishing) returns the same dataset
     from worker.job_context import JobContext
 
+    with session_scope(db_session_factory) as s:  # claimed again by a re-delivered message
+        row = s.get(Job, job_id)
+        row.status, row.lease_owner, row.claim_token = "running", "w-again", "token-again"
     ctx = JobContext(job_id=job_id, kind="generation", stage="running", owner_id=owner, model=None,
-                     params=job.params, attempt=2, settings=settings, session_factory=db_session_factory)
+                     params=job.params, attempt=1, settings=settings, session_factory=db_session_factory,
+                     claim_token="token-again")
     out = {"dataset_path": str(ctx.work_dir / "dataset.jsonl"), "rejected_path": str(ctx.work_dir / "rejected.jsonl")}
     again = publish_dataset(ctx, GenerationJobConfig.model_validate(job.params["config"]), out)
     assert again["dataset_id"] == ds.id and again["training_file"] == f.id
