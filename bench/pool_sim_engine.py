@@ -2,9 +2,9 @@
 need (first-start waits, busy device-seconds, fairness samples). A policy object decides at each
 pass; the engine applies its admissions and preemptions.
 
-Passes: at most one per simulated minute (``TICK_S``), and only when something changed (a job arrived,
-ended or was preempted) or, while work waits, every ``PERIODIC_S`` so grace periods and starvation
-are noticed. A preempted job stops at once and loses the work since its last checkpoint (every
+Passes: at most one per simulated minute (``TICK_S``), at the first tick after an arrival or a job's
+end, and only while work waits and a device is free, or ``PERIODIC_S`` after the last pass (so
+grace periods and starvation are noticed when nothing frees up). A preempted job stops at once and loses the work since its last checkpoint (every
 ``CHECKPOINT_S`` of its run); it is re-queued with its original arrival time, the rest of its work.
 """
 from __future__ import annotations
@@ -52,11 +52,13 @@ class Engine:
     def __init__(self, trace: list[SimJob], workers: list[WorkerInfo], policy: Policy, half_life_s: float) -> None:
         self.trace, self.workers, self.policy, self.half_life_s = trace, workers, policy, half_life_s
         self.free = {w.id: w.slots for w in workers}
+        self.free_total = sum(self.free.values())
         self.remaining = {j.id: j.run_s for j in trace}
         self.running: dict[str, Run] = {}
         self.pending_devices: dict[str, int] = defaultdict(int)
         self.running_devices: dict[str, int] = defaultdict(int)
         self.usage: dict[str, tuple[float, float]] = {}  # user -> (decayed device-seconds, as of)
+        self.usage_changed: set[str] = set()  # since the policy last looked
         self.window = (trace[0].arrival_s, trace[-1].arrival_s)
         self.stats = Stats()
         self._events: list[tuple[float, int, str]] = []
@@ -85,13 +87,14 @@ class Engine:
                 run = self.running.get(job_id)
                 if run is not None and run.token == token:
                     self._end(run, end, kept=run.length)
-            admissions, preemptions = self.policy.decide(self, t)
-            self.stats.passes += 1
-            last_pass = t
-            for job_id in preemptions:
-                self._preempt(self.running[job_id], t)
-            for job, worker in admissions:
-                self._start(job, worker, t)
+            if self.pending_total and (self.free_total > 0 or t - last_pass >= PERIODIC_S):
+                admissions, preemptions = self.policy.decide(self, t)
+                self.stats.passes += 1
+                last_pass = t
+                for job_id in preemptions:
+                    self._preempt(self.running[job_id], t)
+                for job, worker in admissions:
+                    self._start(job, worker, t)
             if t >= next_sample and self.window[0] <= t <= self.window[1] and self.pending_total:
                 self.stats.jain_samples.append(self._jain())
                 next_sample = t + SAMPLE_S
@@ -105,6 +108,7 @@ class Engine:
     def _start(self, job: SimJob, worker: str, t: float) -> None:
         assert self.free[worker] >= job.devices, (job, worker)
         self.free[worker] -= job.devices
+        self.free_total -= job.devices
         self.pending_devices[job.owner] -= job.devices
         self.pending_total -= 1
         self.running_devices[job.owner] += job.devices
@@ -120,9 +124,11 @@ class Engine:
         job, ran = run.job, t - run.start
         del self.running[job.id]
         self.free[run.worker] += job.devices
+        self.free_total += job.devices
         self.running_devices[job.owner] -= job.devices
         self.remaining[job.id] -= kept
         self.usage[job.owner] = (self.decayed_usage(job.owner, t) + job.devices * ran, t)
+        self.usage_changed.add(job.owner)
         lo, hi = max(run.start, self.window[0]), min(t, self.window[1])
         self.stats.busy_device_s += job.devices * max(0.0, hi - lo)
         self.stats.lost_device_s += job.devices * (ran - kept)

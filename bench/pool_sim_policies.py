@@ -10,6 +10,7 @@ that do not fit now are passed over), no preemption.
 from __future__ import annotations
 
 import bisect
+import itertools
 from datetime import timedelta
 
 from bench.pool_sim_engine import Engine
@@ -34,6 +35,7 @@ class FairPolicy:
         self.pending: dict[str, PendingJob] = {}
         self.jobs: dict[str, SimJob] = {}
         self.running: dict[str, tuple[int, RunningJob]] = {}  # job -> (run token, its RunningJob)
+        self.states: dict[str, tuple[UserState, float]] = {}
 
     def add(self, job: SimJob, remaining_s: float) -> None:
         self.jobs[job.id] = job
@@ -53,11 +55,19 @@ class FairPolicy:
         pending = [self.pending[jid] for queue in self.queues.values() for _, jid in queue[:PER_USER]]
         running = self._running(sim)
         active = set(self.queues) | {r.owner_id for r in running}
-        users = {u: UserState(decayed_gpu_s=sim.decayed_usage(u, t), max_running=self.config.default_max_running)
-                 for u in active}
+        users = {u: self._state(sim, u, t) for u in active}
+        sim.usage_changed.clear()
         p = plan(pending=pending, running=running, workers=self.workers, users=users, now=at(t),
                  config=self.config, with_estimates=False)
         return [(self.jobs[a.job_id], a.worker_id) for a in p.admissions], p.preemptions
+
+    def _state(self, sim: Engine, user: str, t: float) -> UserState:
+        """A user's standing, recomputed when their usage changed or an hour passed (decay over an hour
+        at a one-day half-life is under 3%)."""
+        cached = self.states.get(user)
+        if cached is None or user in sim.usage_changed or t - cached[1] > 3600:
+            cached = self.states[user] = (UserState(decayed_gpu_s=sim.decayed_usage(user, t)), t)
+        return cached[0]
 
     def _running(self, sim: Engine) -> list[RunningJob]:
         """RunningJob per run segment, built once and kept while the segment lasts."""
@@ -96,7 +106,7 @@ class FifoPolicy:
         out = []
         while self.head < len(self.queue) and self.queue[self.head] is None:
             self.head += 1
-        for job in self.queue[self.head:]:
+        for job in itertools.islice(self.queue, self.head, None):
             if left == 0:
                 break
             if job is None:

@@ -94,11 +94,11 @@ def pass_scene(seed: int, pending: int = 10_000, workers: int = 500, users: int 
         return names[bisect.bisect_left(cumulative, rng.random() * cumulative[-1])]
 
     running, busy = [], sum(w.slots for w in fleet) - free
-    for n, w in enumerate(s for w in fleet for s in [w] * w.slots):
+    for n, host in enumerate(h for h in fleet for _ in range(h.slots)):
         if n >= busy:
             break
         started = now - timedelta(seconds=rng.uniform(0, MAX_RUN_S))
-        running.append(RunningJob(id=f"r{n}", owner_id=owner(), queue="gpu", worker_id=w.id, started_at=started,
+        running.append(RunningJob(id=f"r{n}", owner_id=owner(), queue="gpu", worker_id=host.id, started_at=started,
                                   estimated_finish=started + timedelta(seconds=rng.uniform(MIN_RUN_S, MAX_RUN_S))))
     queued = []
     for i in range(pending):

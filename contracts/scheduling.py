@@ -11,14 +11,16 @@ One pass:
 1. Order (``scheduling_fairness.policy_order``). Starving jobs first, FIFO; then weighted fair share:
    the user with the least ``(decayed_gpu_s + expected GPU-seconds of their running jobs + of the jobs
    this pass already ordered for them) / weight`` gives their next job (priority desc, then FIFO);
-   a job within its owner's fair share of the queue's devices (weighted water-filling over the users
-   with work there) goes before any job beyond its owner's share, so admissions do not build up
-   what preemption would have to take back.
+   jobs of users still below their fair share of the queue's devices (weighted water-filling over
+   the users with work there) go before those of users who reached it, so admissions do not build
+   up what preemption would have to take back.
 2. Walk the order. A job over one of its owner's caps (concurrent jobs, counting running and admitted;
    daily GPU-hours for "gpu" jobs; daily teacher money for ``teacher`` jobs) or fitting no registered
    worker waits with a precise reason. Otherwise it goes to a worker that can start it now
    (``scheduling_placement``: base model on hand, then best fit, then id); when none can, later jobs
-   may still start (backfill), except on a worker held for a starving job.
+   may still start (backfill), except on a worker held for a starving job, or for a gang (devices > 1)
+   of a user below their share that waited past ``preemption_grace_s`` (else single-device jobs would
+   take every slot that frees and the gang would wait until it starves).
 3. Preempt (``scheduling_preemption``) for blocked jobs of users who get no service (below).
 4. Positions and estimated starts (``scheduling_estimates``) when ``with_estimates``.
 
@@ -28,14 +30,13 @@ over the users with work there). The owner condition matters in an oversubscribe
 backlog is always older than ``starvation_s``, and letting it all jump ahead would turn fair share into
 FIFO; such a job waits for its owner's own earlier work, not because the policy passes it over. A
 starving job goes ahead of fair-share order (FIFO among starving jobs) and, if it cannot start now,
-holds one fitting worker (the one with the most free slots): nothing else is placed there, so its slots
-only gather. Bound: a job that fits some worker, is under no cap, and whose owner runs below their
+holds one fitting worker (the one whose running jobs are expected to free its devices first): nothing
+else is placed there, so its slots only gather. Bound: a job that fits some worker, is under no cap, and whose owner runs below their
 share starts within ``starvation_s`` + the time until the held worker frees enough slots, i.e. the
 longest remaining run of the jobs there (or, with preemption, their next checkpoint), plus the time
 the starving jobs ahead of it (FIFO) take the same way.
 
-Preemption serves only a user who runs nothing in the job's queue and is below their share (by the
-job's devices), whose job waited past ``preemption_grace_s`` and cannot start now; it never moves a
+Preemption serves only a user who runs nothing in the job's queue (so below their share), whose job waited past ``preemption_grace_s`` and cannot start now; it never moves a
 victim's owner below their share and never serves a job of the victim's own user. Jobs already told
 to stop are passed in with ``stopping=True``: their devices count as on their way, nothing more is
 preempted for the same need.
@@ -161,7 +162,7 @@ def plan(*, pending: Sequence[PendingJob], running: Sequence[RunningJob], worker
     """One policy pass. ``with_estimates=False`` skips queue positions and estimated starts (the
     simulation's inner loop)."""
     result = Plan()
-    placement = Placement(workers, running)
+    placement = Placement(workers, running, now, config)
     jobs_running: dict[str, int] = defaultdict(int)
     devices: dict[tuple[str, str], float] = defaultdict(float)  # (user, queue) -> devices not stopping
     charge: dict[str, float] = {u: s.decayed_gpu_s for u, s in users.items()}
@@ -187,7 +188,7 @@ def plan(*, pending: Sequence[PendingJob], running: Sequence[RunningJob], worker
     weight = {u: max(users.get(u, _NOBODY).weight, 1e-9) for u in by_user}
     room = {key: n - devices.get(key, 0.0) for key, n in share.items()}
     order = policy_order(by_user, charge, weight, room, starving.values(), config)
-    walk = Walk(placement, jobs_running, devices, users, config, result, with_estimates)
+    walk = Walk(placement, jobs_running, devices, share, users, config, result, now, with_estimates)
     walk.run(order, starving)
     if config.preemption and walk.blocked:
         preemptor = Preemptor(running, placement, share, devices)

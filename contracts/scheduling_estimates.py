@@ -16,6 +16,7 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -101,10 +102,11 @@ def estimated_starts(order: Sequence[PendingJob], admitted: Sequence[tuple[Pendi
         _occupy(heaps[slots.class_of[worker]], job.devices, duration)
         capped.started(job.owner_id, 0.0, duration)
         starts[job.id] = now
-    fitting, caps, replace, delta = slots.fitting_by_shape, capped.caps, heapq.heapreplace, timedelta
+    fitting, caps, replace = slots.fitting_by_shape, capped.caps, heapq.heapreplace
+    admitted_ids, ids, secs = set(starts), [], []
     for job in order:
         jid = job.id
-        if jid in starts:
+        if jid in admitted_ids:
             continue
         fit = fitting.get((job.queue, job.memory_bytes, job.devices))
         if fit is None:
@@ -131,7 +133,10 @@ def estimated_starts(order: Sequence[PendingJob], admitted: Sequence[tuple[Pendi
             if caps and job.owner_id in caps:
                 start = capped.started(job.owner_id, start, duration)
             _occupy(heaps[cls], job.devices, start + duration)
-        starts[jid] = now + delta(0, start)  # positional: twice as fast as seconds=
+        ids.append(jid)
+        secs.append(start)
+    # datetimes built by C-level maps: this is a third of the loop's cost when written per job
+    starts.update(zip(ids, map(now.__add__, map(timedelta, repeat(0), secs))))
     return starts
 
 

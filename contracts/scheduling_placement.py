@@ -9,10 +9,13 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from contracts.scheduling_estimates import finish_offset
+
 if TYPE_CHECKING:
-    from contracts.scheduling import PendingJob, RunningJob, WorkerInfo
+    from contracts.scheduling import PendingJob, PolicyConfig, RunningJob, WorkerInfo
 
 GIB = 1024 ** 3
 
@@ -24,24 +27,29 @@ def _plural(n: int, word: str) -> str:
 class Placement:
     """The pass's view of the workers: free slots per worker and an index of those that are open."""
 
-    def __init__(self, workers: Sequence[WorkerInfo], running: Sequence[RunningJob]) -> None:
+    def __init__(self, workers: Sequence[WorkerInfo], running: Sequence[RunningJob], now: datetime,
+                 config: PolicyConfig) -> None:
         self.workers = {w.id: w for w in workers}
+        self.now, self.config = now, config
         used: dict[str, int] = defaultdict(int)
+        self.running_on: dict[str, list[RunningJob]] = defaultdict(list)
         for r in running:
             used[r.worker_id] += r.devices
+            self.running_on[r.worker_id].append(r)
         self.free = {w.id: max(0, w.slots - used[w.id]) for w in workers}
         self.by_queue: dict[str, list[WorkerInfo]] = defaultdict(list)  # each sorted by (memory, id)
         for w in sorted(workers, key=lambda w: (w.memory_bytes, w.id)):
             for q in w.queues:
                 self.by_queue[q].append(w)
-        self._open = {q: [(w.memory_bytes, w.id) for w in ws if self.free[w.id] > 0]
+        self.open_in = {q: [(w.memory_bytes, w.id) for w in ws if self.free[w.id] > 0]
                       for q, ws in self.by_queue.items()}
-        self._misfit: dict[tuple[str, int, int], str | None] = {}
+        self.misfits: dict[tuple[str, int, int], str | None] = {}
         self._fitting: dict[tuple[str, int, int], list[WorkerInfo]] = {}
         self._fitting_ids: dict[tuple[str, int, int], set[str]] = {}
         self._full: dict[tuple[str, int], int] = {}  # (queue, devices) -> least memory that found no slot
         self.held: dict[str, str] = {}  # worker id -> starving job id it is held for
         self._hold_rank: dict[tuple[str, int, int], list[WorkerInfo]] = {}
+        self._ends: dict[str, list[float]] = {}  # worker -> its running jobs' finishes (s from now), sorted
 
     def slots(self, queue: str) -> int:
         return sum(w.slots for w in self.by_queue.get(queue, ()))
@@ -63,9 +71,9 @@ class Placement:
     def misfit_reason(self, job: PendingJob) -> str | None:
         """Why no registered worker could ever run the job, or None when one could."""
         key = (job.queue, job.memory_bytes, job.devices)
-        if key not in self._misfit:
-            self._misfit[key] = None if self.fitting(job) else self._describe_misfit(job)
-        return self._misfit[key]
+        if key not in self.misfits:
+            self.misfits[key] = None if self.fitting(job) else self._describe_misfit(job)
+        return self.misfits[key]
 
     def _describe_misfit(self, job: PendingJob) -> str:
         q, workers = job.queue, self.by_queue.get(job.queue)
@@ -87,7 +95,7 @@ class Placement:
         key = (job.queue, job.devices)
         if job.memory_bytes >= self._full.get(key, 1 << 62):
             return None
-        open_ = self._open.get(job.queue, [])
+        open_ = self.open_in.get(job.queue, [])
         first = chosen = None
         for _, wid in open_[bisect_left(open_, (job.memory_bytes, "")):]:
             if self.free[wid] < job.devices:
@@ -106,13 +114,14 @@ class Placement:
         return chosen
 
     def hold_for(self, job: PendingJob) -> str | None:
-        """Hold one fitting worker for a starving job that cannot start now: the one with the most free
-        slots (then least memory, id; ranked when the job's shape is first held for). Nothing else is
-        placed there, so its slots only gather. None when every fitting worker is held already."""
+        """Hold one fitting worker for a job that cannot start now: the one expected to have the job's
+        devices free first, by its running jobs' estimated finishes (then least memory, id; ranked when
+        the job's shape is first held for). Nothing else is placed there, so its slots only gather.
+        None when every fitting worker is held already."""
         key = (job.queue, job.memory_bytes, job.devices)
         if key not in self._hold_rank:
-            self._hold_rank[key] = sorted(self.fitting(job), key=lambda w: (-self.free[w.id], w.memory_bytes, w.id),
-                                          reverse=True)
+            self._hold_rank[key] = sorted(self.fitting(job), reverse=True, key=lambda w: (
+                self._free_in(w.id, job.devices), w.memory_bytes, w.id))
         rank = self._hold_rank[key]
         while rank and rank[-1].id in self.held:  # kept reversed: the best candidate is last
             rank.pop()
@@ -123,10 +132,21 @@ class Placement:
         self._close(worker.id)
         return worker.id
 
+    def _free_in(self, wid: str, devices: int) -> float:
+        """Seconds until ``devices`` slots are free on the worker (by estimated finishes)."""
+        short = devices - self.free[wid]
+        if short <= 0:
+            return 0.0
+        ends = self._ends.get(wid)
+        if ends is None:
+            ends = self._ends[wid] = sorted(finish_offset(r, self.now, self.config) for r in self.running_on[wid]
+                                            for _ in range(r.devices))
+        return ends[short - 1] if short <= len(ends) else float("inf")
+
     def _close(self, wid: str) -> None:
         worker = self.workers[wid]
         for q in worker.queues:
-            open_ = self._open[q]
+            open_ = self.open_in[q]
             i = bisect_left(open_, (worker.memory_bytes, wid))
             if i < len(open_) and open_[i][1] == wid:
                 del open_[i]

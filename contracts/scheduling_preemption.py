@@ -21,32 +21,35 @@ if TYPE_CHECKING:
 class Preemptor:
     def __init__(self, running: Iterable[RunningJob], placement: Placement,
                  share: Mapping[tuple[str, str], float], devices: dict[tuple[str, str], float]) -> None:
-        self.placement, self.share, self.devices = placement, share, devices
+        self.running, self.placement, self.share, self.devices = running, placement, share, devices
         self.served: dict[tuple[str, str], float] = {}  # devices claimed for a user by this pass's preemptions
+        self.chosen: list[str] = []
+        self._failed: dict[tuple[str, int], int] = {}  # (queue, devices) -> least memory that found none
+        self._failed_for: dict[tuple[str, str, int], int] = {}  # the same, for one user
+        self._indexed = False
+
+    def _index(self) -> None:
+        """Victim candidates per worker, built on the first job that may claim (most passes have none)."""
+        self._indexed = True
         self.incoming: dict[str, int] = defaultdict(int)  # worker -> devices of jobs already stopping
         candidates = []
-        for r in running:
+        for r in self.running:
             if r.stopping:
                 self.incoming[r.worker_id] += r.devices
-            elif r.preemptible and devices.get((r.owner_id, r.queue), 0) > share.get((r.owner_id, r.queue), 0.0):
+            elif r.preemptible and self.devices.get((r.owner_id, r.queue), 0) > self.share.get((r.owner_id, r.queue), 0.0):
                 candidates.append(r)
         # most recently started first (least work lost); admitted and not started yet counts as newest
         started = sorted((r for r in candidates if r.started_at is not None), key=lambda r: r.started_at,
                          reverse=True)
-        self.victims = [r for r in candidates if r.started_at is None] + started
         self.on_worker: dict[str, list[RunningJob]] = defaultdict(list)
-        for r in self.victims:
+        for r in [r for r in candidates if r.started_at is None] + started:
             self.on_worker[r.worker_id].append(r)
-        self.chosen: list[str] = []
-        self._gone: set[str] = set()
-        self._failed: dict[tuple[str, int], int] = {}  # (queue, devices) -> least memory that found none
-        self._failed_for: dict[tuple[str, str, int], int] = {}  # the same, for one user
 
     def may_claim(self, job: PendingJob) -> bool:
-        """The job's owner runs nothing in the queue and stays within their share with the job."""
+        """The job's owner runs nothing in the queue (but what this pass claimed) and is below their share."""
         key = (job.owner_id, job.queue)
         running = self.devices.get(key, 0)
-        return running == self.served.get(key, 0) and running + job.devices <= self.share.get(key, 0.0) + 1e-9
+        return running == self.served.get(key, 0) and running < self.share.get(key, 0.0) - 1e-9
 
     def _spare(self, victim: RunningJob, already: int = 0) -> bool:
         """The victim's owner runs above their share and keeps at least it without the victim."""
@@ -59,6 +62,8 @@ class Preemptor:
         if (job.memory_bytes >= self._failed.get(shape, 1 << 62)
                 or job.memory_bytes >= self._failed_for.get(mine, 1 << 62)):
             return None
+        if not self._indexed:
+            self._index()
         fits = self.placement.fitting_ids(job)
         held, free = self.placement.held, self.placement.free
         for wid, n in self.incoming.items():
@@ -121,8 +126,6 @@ class Preemptor:
 def preempt(blocked: Iterable[PendingJob], preemptor: Preemptor, now: datetime, config: PolicyConfig,
             reasons: dict[str, str]) -> list[str]:
     """Walk the blocked jobs in policy order; returns the running job ids to preempt."""
-    if not preemptor.victims and not any(preemptor.incoming.values()):
-        return []
     cutoff = now - timedelta(seconds=config.preemption_grace_s)
     at_share: set[tuple[str, str]] = set()  # users found at or above their share stay so in this pass
     for job in blocked:

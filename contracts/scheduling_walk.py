@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from contracts.scheduling_fairness import daily_reasons
@@ -14,19 +15,24 @@ if TYPE_CHECKING:
     from contracts.scheduling_placement import Placement
 
 
+_UNKNOWN = "not looked up yet"
+
+
 class Walk:
     def __init__(self, placement: Placement, jobs_running: dict[str, int], devices: dict[tuple[str, str], float],
-                 users: Mapping[str, UserState], config: PolicyConfig, result: Plan, with_positions: bool) -> None:
-        self.placement, self.jobs_running, self.devices = placement, jobs_running, devices
+                 share: Mapping[tuple[str, str], float], users: Mapping[str, UserState], config: PolicyConfig,
+                 result: Plan, now: datetime, with_positions: bool) -> None:
+        self.placement, self.jobs_running, self.devices, self.share = placement, jobs_running, devices, share
+        self.grace_cutoff = now - timedelta(seconds=config.preemption_grace_s)
         self.users, self.config, self.result, self.with_positions = users, config, result, with_positions
         self.admitted: list[tuple[PendingJob, str]] = []  # (job, worker), in admission order
         self.blocked: list[PendingJob] = []  # waiting only for a slot, in policy order
         self.no_estimate: set[str] = set()  # daily cap or no fitting worker
 
     def _limits(self, user: str) -> tuple[int, str | None, str | None]:
-        from contracts.scheduling import UserState
-
-        state = self.users.get(user) or UserState()
+        state = self.users.get(user)
+        if state is None:
+            return (self.config.default_max_running, None, None)
         cap = state.max_running if state.max_running is not None else self.config.default_max_running
         return (cap, *daily_reasons(state))
 
@@ -34,6 +40,9 @@ class Walk:
         placement, jobs_running, result = self.placement, self.jobs_running, self.result
         reasons, positions, with_positions = result.waiting_reasons, result.queue_positions, self.with_positions
         misfit, take, no_estimate, blocked = placement.misfit_reason, placement.take, self.no_estimate, self.blocked
+        open_in, misfits = placement.open_in, placement.misfits
+        starving_why = f"starving: waited over {self.config.starvation_s:g} s"
+        gang_why = f"a gang of a user below their share, waited over {self.config.preemption_grace_s:g} s"
         limits: dict[str, tuple[int, str | None, str | None]] = {}
         seen: dict[str, int] = defaultdict(int)
         ahead: dict[str, int] = defaultdict(int)
@@ -49,22 +58,30 @@ class Walk:
             if running >= lim[0]:
                 reasons[job.id] = f"user cap: {running} jobs running (max_running_jobs={lim[0]})"
                 continue
-            why = (lim[1] if queue == "gpu" else None) or (lim[2] if job.teacher else None) or misfit(job)
+            why = (lim[1] if queue == "gpu" else None) or (lim[2] if job.teacher else None)
+            if why is None:
+                why = misfits.get((queue, job.memory_bytes, job.devices), _UNKNOWN)
+                if why is _UNKNOWN:
+                    why = misfit(job)
             if why is not None:
                 reasons[job.id] = why
                 no_estimate.add(job.id)
                 continue
-            worker = take(job)
-            if worker is not None:
-                self._admit(job, worker)
-                continue
+            if open_in.get(queue):  # a worker of the queue has a free slot (a saturated pool skips this)
+                worker = take(job)
+                if worker is not None:
+                    self._admit(job, worker)
+                    continue
             n = ahead[queue]
             ahead[queue] = n + 1
             blocked.append(job)
-            if job.devices == 1 and job.id not in starving:
+            if job.id in starving:
+                reasons[job.id] = self._slot_reason(job, n, placement.hold_for(job), starving_why)
+            elif job.devices == 1:
                 reasons[job.id] = f"waiting for a free slot: {n} job(s) ahead in queue '{queue}'"
             else:
-                reasons[job.id] = self._slot_reason(job, n, placement.hold_for(job) if job.id in starving else None)
+                held = placement.hold_for(job) if self._gang_reserves(job) else None
+                reasons[job.id] = self._slot_reason(job, n, held, gang_why)
 
     def _admit(self, job: PendingJob, worker: str) -> None:
         from contracts.scheduling import Admission
@@ -74,10 +91,15 @@ class Walk:
         self.jobs_running[job.owner_id] += 1
         self.devices[(job.owner_id, job.queue)] += job.devices
 
-    def _slot_reason(self, job: PendingJob, ahead: int, held: str | None) -> str:
+    def _gang_reserves(self, job: PendingJob) -> bool:
+        """A gang that waited past the grace period, of a user below their share, holds a worker too:
+        otherwise single-device jobs take every slot that frees and the gang waits until it starves."""
+        key = (job.owner_id, job.queue)
+        return job.enqueued_at < self.grace_cutoff and self.devices.get(key, 0.0) < self.share.get(key, 0.0) - 1e-9
+
+    def _slot_reason(self, job: PendingJob, ahead: int, held: str | None, why: str) -> str:
         if held is not None:
-            return (f"starving (waited over {self.config.starvation_s:g} s): worker {held} is held for it until "
-                    f"{job.devices} slot(s) free there")
+            return f"worker {held} is held for it until {job.devices} slot(s) free there ({why})"
         if job.devices == 1:
             return f"waiting for a free slot: {ahead} job(s) ahead in queue '{job.queue}'"
         return f"waiting for {job.devices} free slots on one worker: {ahead} job(s) ahead in queue '{job.queue}'"

@@ -135,15 +135,24 @@ def test_a_gang_needs_all_its_devices_on_one_worker():
     p = do([job("gang", "a", devices=2)], workers, running=running)
     assert [(a.job_id, a.worker_id) for a in p.admissions] == [("gang", "four")]
     running.append(run("r4", "x", "four", 0))
-    p = do([job("gang", "a", devices=2)], workers, running=running)
+    p = do([job("gang", "a", devices=2)], workers, running=running, minute=2)
     assert admitted(p) == []
     assert p.waiting_reasons["gang"].startswith("waiting for 2 free slots on one worker")
 
 
 def test_backfill_lets_a_small_job_past_a_blocked_one():
     running = [run("r", "x", "w", 0)]
-    p = do([job("gang", "a", 0, devices=2), job("single", "b", 1)], [worker("w", slots=2)], running=running)
-    assert admitted(p) == ["single"]
+    pending = [job("gang", "a", 0, devices=2), job("single", "b", 1)]
+    assert admitted(do(pending, [worker("w", slots=2)], running=running, minute=2)) == ["single"]
+
+
+def test_a_gang_past_its_grace_holds_a_worker_against_backfill():
+    running = [run("r", "x", "w", 0)]
+    pending = [job("gang", "a", 0, devices=2), job("single", "b", 1)]
+    p = do(pending, [worker("w", slots=2)], running=running, minute=10)
+    assert admitted(p) == []
+    assert p.waiting_reasons["gang"] == ("worker w is held for it until 2 slot(s) free there (a gang of a user "
+                                         "below their share, waited over 300 s)")
 
 
 def test_a_starving_job_goes_ahead_of_fair_share():
@@ -158,7 +167,7 @@ def test_a_starving_gang_holds_its_worker_against_backfill():
     pending = [job("gang", "a", 0, devices=2), job("single", "b", 100)]
     p = do(pending, [worker("w", slots=2)], running=running, minute=120)
     assert admitted(p) == []
-    assert p.waiting_reasons["gang"].startswith("starving")
+    assert p.waiting_reasons["gang"] == "worker w is held for it until 2 slot(s) free there (starving: waited over 3600 s)"
 
 
 def test_only_a_user_below_their_share_starves():
