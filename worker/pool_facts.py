@@ -70,6 +70,7 @@ def _holding(job: Job) -> scheduling.RunningJob:
         id=job.id, owner_id=job.owner_id, queue=job.queue, worker_id=job.worker_id,
         devices=int((job.resources or {}).get("devices") or 1), started_at=job.started_at,
         estimated_finish=datetime.fromisoformat(finish) if finish else None, priority=job.priority,
+        stopping=job.pause_requested or job.cancel_requested,
         preemptible=(job.kind in PREEMPTIBLE_KINDS and job.lease_owner is not None
                      and job.status == "running" and not job.pause_requested and not job.cancel_requested))
 

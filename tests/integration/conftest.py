@@ -44,6 +44,7 @@ def service_env(pg_database, tmp_path_factory, models_cache):
         "LORAFLEET_DISPATCH_INTERVAL": "0.5",
         "LORAFLEET_ADMISSION_TIMEOUT": "45",
         "LORAFLEET_WORKER_SHUTDOWN_GRACE": "30",
+        "LORAFLEET_PREEMPTION_GRACE": "4",
     }
     yield env
     import redis
@@ -161,8 +162,8 @@ def dispatcher(service_env, tmp_path_factory):
 def start_worker(service_env, tmp_path, dispatcher):
     workers: list[WorkerProcess] = []
 
-    def _start(queues=("gpu", "io"), **kwargs) -> WorkerProcess:
-        w = WorkerProcess(service_env, queues, tmp_path / f"worker-{len(workers)}.log", **kwargs)
+    def _start(queues=("gpu", "io"), env: dict | None = None, **kwargs) -> WorkerProcess:
+        w = WorkerProcess({**service_env, **(env or {})}, queues, tmp_path / f"worker-{len(workers)}.log", **kwargs)
         workers.append(w)
         return w
 
