@@ -138,7 +138,8 @@ def cmd_up(args) -> int:
     migrate(settings)
     key_file = ensure_admin(settings)
     print(f"lorafleet: data dir {settings.data_dir} ({'embedded SQLite + SQLAlchemy broker' if settings.embedded else 'Postgres + Redis'})")
-    print(f"lorafleet: admin API key in {key_file}")
+    print(f"lorafleet: admin API key in {key_file}" if key_file else "lorafleet: an admin exists (bootstrapped on "
+          "another host; its key is in that host's data dir); `lorafleet users create NAME --admin` makes another")
     serve_port = args.port + 1
     os.environ.setdefault("LORAFLEET_INFERENCE_URL", f"http://127.0.0.1:{serve_port}")
     get_settings.cache_clear()

@@ -18,7 +18,8 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
 
-    # Where embedded-mode state lives (SQLite db, embedded broker, artifacts, models, admin.key).
+    # Where this host's state lives (embedded SQLite db and broker, admin.key; artifacts and models unless
+    # LORAFLEET_ARTIFACT_URI names a shared store).
     data_dir: Path = Field(default_factory=_default_data_dir, validation_alias="LORAFLEET_DATA_DIR")
     # Postgres in production; empty -> SQLite file under data_dir (embedded mode).
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
@@ -61,8 +62,8 @@ class Settings(BaseSettings):
     # SIGTERM to a worker: its jobs pause at their next checkpoint and go back to the queue; after this
     # many seconds whatever still runs is killed and handed back (Celery's warm shutdown would wait hours).
     worker_shutdown_grace_s: float = Field(default=60.0, ge=0, validation_alias="LORAFLEET_WORKER_SHUTDOWN_GRACE")
-    # Key that encrypts stored secrets (teacher API keys); empty -> DATA_DIR/secret.key, made on first use.
-    # Set the same value on every host of a multi-host deployment.
+    # Key that encrypts stored secrets (teacher API keys); empty -> secret.key in ``shared_state_dir`` (the
+    # shared store when LORAFLEET_ARTIFACT_URI is set, else DATA_DIR), made once on first use.
     secret_key: str = Field(default="", validation_alias="LORAFLEET_SECRET_KEY")
     # Internal URL of the inference server (`lorafleet serve`) that answers /v1/chat/completions.
     inference_url: str = Field(default="", validation_alias="LORAFLEET_INFERENCE_URL")
@@ -111,7 +112,15 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        """Converted base models: in the shared store when one is configured (``LORAFLEET_ARTIFACT_URI``),
+        so a base model is materialised once for every host; else under this host's data dir."""
+        return self.artifacts_dir / "models" if self.artifact_uri else self.data_dir / "models"
+
+    @property
+    def shared_state_dir(self) -> Path:
+        """Files every host of a deployment must agree on (the generated secret key, the first admin's
+        key): the shared store's ``.lorafleet`` folder when one is configured, else the data dir."""
+        return self.artifacts_dir / ".lorafleet" if self.artifact_uri else self.data_dir
 
 
 @lru_cache

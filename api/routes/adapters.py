@@ -4,13 +4,12 @@ from __future__ import annotations
 import io
 import shutil
 import tarfile
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, StoreDep
 from api.errors import APIError, not_found
 from api.job_views import job_view
 from api.queue import notify_submitted
@@ -54,10 +53,10 @@ def retrieve_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
 @router.get("/{adapter_id}/download", response_class=StreamingResponse,
             responses={200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
                              "description": "a .tar.gz of the adapter's PEFT folder"}, 410: {}})
-def download_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
+def download_adapter(adapter_id: str, session: SessionDep, user: CurrentUser, store: StoreDep):
     """A .tar.gz of the standard PEFT folder (adapter_config.json + adapter_model.safetensors)."""
     a = _owned(session, user, adapter_id)
-    folder = Path(a.path)
+    folder = store.resolve(a.path)
     if not (folder / "adapter_config.json").exists():
         raise APIError(410, "adapter_missing", "the adapter's files are no longer in the artifact store", "adapter_id")
     buf = io.BytesIO()
@@ -69,11 +68,12 @@ def download_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
 
 
 @router.delete("/{adapter_id}", response_model=DeletedRead)
-def delete_adapter(adapter_id: str, session: SessionDep, user: CurrentUser):
+def delete_adapter(adapter_id: str, session: SessionDep, user: CurrentUser, store: StoreDep):
     a = _owned(session, user, adapter_id)
+    folder = store.resolve(a.path)
     session.delete(a)
     session.commit()
-    shutil.rmtree(a.path, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
     return DeletedRead(id=a.id, object="adapter")
 
 

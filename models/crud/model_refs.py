@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from contracts.base_models import BUILTIN_MODELS
 from contracts.model_refs import ModelNotFound, ModelRef, parse_model_name
 from models.job import Job
 from models.registry import Adapter, BaseModelEntry, Checkpoint
+from models.storage import ArtifactStore
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,19 @@ def is_base_model(*, session: Session, name: str) -> bool:
         select(BaseModelEntry.id).where(BaseModelEntry.name == name)).first() is not None
 
 
-def resolve_model(*, session: Session, name: str, owner_id: str | None) -> ModelRef:
-    """The base model, adapter or checkpoint ``name`` names; raises ``ModelNotFound`` (a LookupError)."""
+def resolve_model(*, session: Session, name: str, owner_id: str | None,
+                  artifacts_dir: Path | None = None) -> ModelRef:
+    """The base model, adapter or checkpoint ``name`` names; raises ``ModelNotFound`` (a LookupError).
+
+    Rows store adapter folders relative to the artifact root; with ``artifacts_dir`` (this host's mount
+    of the store: whoever loads the adapter) ``adapter_path`` comes back as a path on this host."""
+    ref = _resolve(session, name, owner_id)
+    if ref.adapter_path is None or artifacts_dir is None:
+        return ref
+    return ref.model_copy(update={"adapter_path": str(ArtifactStore(artifacts_dir).resolve(ref.adapter_path))})
+
+
+def _resolve(session: Session, name: str, owner_id: str | None) -> ModelRef:
     if is_base_model(session=session, name=name):
         return ModelRef(name=name, kind="base", base_model=name)
     if parse_model_name(name).is_checkpoint:

@@ -128,13 +128,13 @@ def test_sdk_fine_tunes_the_real_base_model(openai_client, start_worker, base_mo
     with make_sessionmaker(make_engine(settings.sqlalchemy_url))() as s:
         row = s.query(Adapter).filter_by(name=done.fine_tuned_model).one()
         checkpoint_rows = {c.step_number: c.path for c in s.query(Checkpoint).filter_by(job_id=job.id)}
-    folder = Path(row.path)
+    folder = settings.artifacts_dir / row.path  # stored relative to the artifact root
     assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").stat().st_size > 10_000
     # config.json (issue 9): complete and true in the adapter folder and in every checkpoint folder
     assert_run_config(folder, "adapter", 12, f.id)  # 8 examples, batch 4, 6 epochs
     assert sorted(checkpoint_rows) == [2, 4, 6, 8, 10, 12]
     for step, path in checkpoint_rows.items():
-        assert_run_config(Path(path), "checkpoint", step, f.id)
+        assert_run_config(settings.artifacts_dir / path, "checkpoint", step, f.id)
     before, after = response_loss(base_model_dir, None, TRAIN), response_loss(base_model_dir, folder, TRAIN)
     assert after < 0.6 * before, (before, after)
 

@@ -53,3 +53,44 @@ def test_delete_file_and_folder(tmp_path):
     store.delete("f")
     store.delete("never-existed")
     assert not (tmp_path / "d").exists() and not (tmp_path / "f").exists()
+
+
+def test_relative_and_resolve_round_trip(tmp_path):
+    store = ArtifactStore(tmp_path / "store")
+    folder = store.root / "jobs" / "ftjob-1" / "adapter"
+    assert store.relative(folder) == "jobs/ftjob-1/adapter"
+    assert store.relative("jobs/ftjob-1/adapter") == "jobs/ftjob-1/adapter"
+    assert store.resolve(store.relative(folder)) == folder.resolve()
+    with pytest.raises(ValueError):
+        store.relative(tmp_path / "elsewhere" / "adapter")
+    with pytest.raises(ValueError, match="escapes"):
+        store.relative("../elsewhere")
+
+
+def test_a_row_written_through_one_mount_resolves_through_another(tmp_path):
+    """Host A mounts the store at one path, host B at another (here: a symlink to the same folder)."""
+    from models.settings import Settings
+
+    shared = tmp_path / "nfs" / "lorafleet"
+    (shared / "jobs" / "ftjob-1" / "adapter").mkdir(parents=True)
+    (shared / "jobs" / "ftjob-1" / "adapter" / "adapter_config.json").write_text("{}")
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "mnt" / "artifacts").symlink_to(shared)
+    host_a = Settings(LORAFLEET_DATA_DIR=str(tmp_path / "a"), LORAFLEET_ARTIFACT_URI=f"file://{shared}")
+    host_b = Settings(LORAFLEET_DATA_DIR=str(tmp_path / "b"), LORAFLEET_ARTIFACT_URI=str(tmp_path / "mnt" / "artifacts"))
+    stored = ArtifactStore(host_a.artifacts_dir).relative(host_a.artifacts_dir / "jobs" / "ftjob-1" / "adapter")
+    assert stored == "jobs/ftjob-1/adapter"
+    on_b = ArtifactStore(host_b.artifacts_dir).resolve(stored)
+    assert (on_b / "adapter_config.json").read_text() == "{}"
+    # B may also name the folder through its own mount and gets the same stored form.
+    assert ArtifactStore(host_b.artifacts_dir).relative(host_b.artifacts_dir / "jobs/ftjob-1/adapter") == stored
+    assert ArtifactStore(host_a.artifacts_dir).relative(on_b) == stored
+
+
+def test_old_absolute_rows_still_resolve_and_empty_ones_never_name_the_root(tmp_path):
+    store = ArtifactStore(tmp_path / "store")
+    legacy = tmp_path / "old-data" / "artifacts" / "jobs" / "j" / "adapter"
+    assert store.resolve(str(legacy)) == legacy
+    for empty in ("", "."):
+        with pytest.raises(ValueError, match="empty"):
+            store.resolve(empty)

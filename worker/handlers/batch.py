@@ -24,7 +24,8 @@ def resolve_models(ctx: JobContext, requests: list[BatchRequest]) -> dict[str, t
     with ctx.session() as s:
         for name in {r.body["model"] for r in requests}:
             try:
-                ref = resolve_model(session=s, name=name, owner_id=ctx.owner_id)
+                ref = resolve_model(session=s, name=name, owner_id=ctx.owner_id,
+                                    artifacts_dir=ctx.settings.artifacts_dir)
                 out[name] = ref.base_model, ref.target
             except LookupError:
                 out[name] = None

@@ -33,7 +33,8 @@ def resolve_targets(ctx: JobContext, names: list[str]) -> tuple[str, list[ModelT
     with ctx.session() as s:
         for name in names:
             try:
-                ref = resolve_model(session=s, name=name, owner_id=ctx.owner_id)
+                ref = resolve_model(session=s, name=name, owner_id=ctx.owner_id,
+                                    artifacts_dir=ctx.settings.artifacts_dir)
             except LookupError:
                 raise JobFailed("model_not_found", f"The model '{name}' does not exist", "models") from None
             bases.add(ref.base_model)

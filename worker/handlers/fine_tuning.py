@@ -7,7 +7,7 @@ from contracts.configs import FinetuneHyperparameters
 from models.registry import Adapter, Checkpoint
 from worker.handlers.preflight import load_training_examples, load_training_file
 from worker.job_context import JobContext, JobFailed, NextStage
-from worker.resources import resolve_base_model_dir
+from worker.resources import artifact_store, resolve_base_model_dir
 
 
 def adapter_name(base_model: str, suffix: str | None, job_id: str) -> str:
@@ -39,15 +39,17 @@ def validate_files(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
 
 
 def _record_checkpoint(ctx: JobContext, name: str, info: dict) -> None:
+    """A checkpoint row, its folder stored relative to the artifact root (any host resolves it)."""
     step = int(info["step"])
+    path = artifact_store(ctx.settings).relative(info["path"])
     with ctx.session() as s:
         row = s.execute(select(Checkpoint).where(Checkpoint.job_id == ctx.job_id,
                                                  Checkpoint.step_number == step)).scalar_one_or_none()
         if row is None:
             row = Checkpoint(job_id=ctx.job_id, owner_id=ctx.owner_id, step_number=step,
-                             model_name=f"{name}:ckpt-step-{step}", path=str(info["path"]))
+                             model_name=f"{name}:ckpt-step-{step}", path=path)
             s.add(row)
-        row.path, row.metrics = str(info["path"]), {"step": step, **(info.get("metrics") or {})}
+        row.path, row.metrics = path, {"step": step, **(info.get("metrics") or {})}
     ctx.emit(f"Checkpoint saved at step {step}", data={"step": step})
 
 
@@ -107,9 +109,10 @@ def _announce_resume(ctx: JobContext) -> None:
 
 
 def _register_adapter(ctx: JobContext, name: str, hp: FinetuneHyperparameters, out: dict) -> None:
+    """The adapter row, its folder stored relative to the artifact root (any host resolves it)."""
     with ctx.session() as s:
         row = s.execute(select(Adapter).where(Adapter.name == name)).scalar_one_or_none() or Adapter(
             owner_id=ctx.owner_id, name=name, base_model=ctx.model, job_id=ctx.job_id, path="")
-        row.path, row.config = str(out["adapter_dir"]), hp.model_dump(mode="json")
+        row.path, row.config = artifact_store(ctx.settings).relative(out["adapter_dir"]), hp.model_dump(mode="json")
         row.metrics = {k: v for k, v in out.items() if isinstance(v, (int, float, str)) and k != "adapter_dir"}
         s.add(row)

@@ -33,7 +33,8 @@ def local_teacher(ctx: JobContext, cfg: TeacherConfig, param: str, engine=None, 
     """The owner's model ``cfg.model`` in-process; ``engine`` is reused when it runs the same base model."""
     with ctx.session() as s:
         try:
-            ref = resolve_model(session=s, name=cfg.model, owner_id=ctx.owner_id)
+            ref = resolve_model(session=s, name=cfg.model, owner_id=ctx.owner_id,
+                                artifacts_dir=ctx.settings.artifacts_dir)
             model_dir = resolve_base_model_dir(s, ctx.settings, ref.base_model)
         except (LookupError, FileNotFoundError):
             raise JobFailed("model_not_found", f"the {param} model {cfg.model} no longer exists",

@@ -26,7 +26,8 @@ def create_service_app(settings: Settings, base_model: str) -> FastAPI:
 
     def resolve_model(name: str) -> ModelTarget:
         with session_scope(factory) as s:
-            ref = model_refs.resolve_model(session=s, name=name, owner_id=None)
+            ref = model_refs.resolve_model(session=s, name=name, owner_id=None,
+                                           artifacts_dir=settings.artifacts_dir)
         if ref.base_model != base_model:
             raise LookupError(f"{name} runs on {ref.base_model}; this server serves {base_model}")
         return ref.target

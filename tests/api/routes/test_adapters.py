@@ -45,3 +45,23 @@ def test_an_adapter_from_listing_to_deletion(client, app, alice, bob, tmp_path):
     deleted = client.delete(f"{URL}/{adapter_id}", headers=alice.headers)
     assert DeletedRead.model_validate(deleted.json()).deleted and deleted.json()["object"] == "adapter"
     assert client.get(f"{URL}/{adapter_id}", headers=alice.headers).status_code == 404
+
+
+def test_an_adapter_stored_relative_to_the_artifact_root(client, app, alice, settings):
+    """New rows hold the folder relative to the store: the API resolves it on its own mount."""
+    from models.db import session_scope
+    from models.registry import Adapter
+
+    folder = settings.artifacts_dir / "jobs" / "ftjob-2" / "adapter"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    with session_scope(app.state.session_factory) as s:
+        row = Adapter(owner_id=alice.id, name=f"ft:{BASE}:rel:ftjob-2", base_model=BASE, path="jobs/ftjob-2/adapter")
+        s.add(row)
+        s.flush()
+        adapter_id = row.id
+    tar = client.get(f"{URL}/{adapter_id}/download", headers=alice.headers)
+    with tarfile.open(fileobj=io.BytesIO(tar.content)) as archive:
+        assert f"{adapter_id}/adapter_config.json" in archive.getnames()
+    assert client.delete(f"{URL}/{adapter_id}", headers=alice.headers).status_code == 200
+    assert not folder.exists() and settings.artifacts_dir.is_dir()

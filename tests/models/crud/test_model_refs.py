@@ -72,3 +72,24 @@ def test_a_checkpoint_needs_no_final_adapter(session, adapter, alice):
     session.flush()
     ref = resolve_model(session=session, name=f"{ADAPTER}:ckpt-step-2", owner_id=alice.id)
     assert (ref.kind, ref.adapter_path) == ("checkpoint", "/a/ckpt-2")
+
+
+def test_relative_adapter_paths_resolve_on_the_reading_host(session, adapter, alice, tmp_path):
+    """Rows hold paths relative to the artifact root; each host resolves them against its own mount."""
+    job = create_job(session=session, owner_id=alice.id, kind=JobKind.fine_tuning, params={},
+                     model=DEFAULT_BASE_MODEL)
+    name = f"ft:{DEFAULT_BASE_MODEL}:rel:{job.id}"
+    session.add_all([Adapter(owner_id=alice.id, name=name, base_model=DEFAULT_BASE_MODEL, job_id=job.id,
+                             path=f"jobs/{job.id}/adapter"),
+                     Checkpoint(job_id=job.id, owner_id=alice.id, step_number=2, model_name=f"{name}:ckpt-step-2",
+                                path=f"jobs/{job.id}/checkpoint-2")])
+    session.flush()
+    mount = tmp_path / "mnt" / "artifacts"
+    ref = resolve_model(session=session, name=name, owner_id=alice.id, artifacts_dir=mount)
+    assert ref.adapter_path == str((mount / "jobs" / job.id / "adapter").resolve())
+    assert ref.target.adapter_dir == mount.resolve() / "jobs" / job.id / "adapter"
+    ckpt = resolve_model(session=session, name=f"{name}:ckpt-step-2", owner_id=None, artifacts_dir=mount)
+    assert ckpt.adapter_path == str((mount / "jobs" / job.id / "checkpoint-2").resolve())
+    # An old row's absolute path is used as it is; without a mount the stored form comes back.
+    assert resolve_model(session=session, name=ADAPTER, owner_id=None, artifacts_dir=mount).adapter_path == "/a/final"
+    assert resolve_model(session=session, name=name, owner_id=None).adapter_path == f"jobs/{job.id}/adapter"
