@@ -10,6 +10,7 @@ rate that offers ``load`` times the pool's device-seconds (1.02: slightly oversu
 from __future__ import annotations
 
 import bisect
+import collections
 import itertools
 import math
 import random
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from contracts.scheduling import PendingJob, RunningJob, WorkerInfo
+from contracts.scheduling_fairness import water_fill
 
 GIB = 1024 ** 3
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -80,10 +82,22 @@ def trace(seed: int, users: list[str], gpus: int, jobs: int, load: float = 1.02)
     return out
 
 
+def _fair_owners(queued: list[PendingJob], busy: int, owner, rng: random.Random) -> list[str]:
+    """Owners of the running jobs, about as a fair-share pool would have them: each user with work
+    runs the whole part of their equal share of the busy devices, the rest go by Zipf demand."""
+    demand = collections.Counter(j.owner_id for j in queued)
+    shares = water_fill(demand, dict.fromkeys(demand, 1.0), busy)
+    owners = [u for u, n in shares.items() for _ in range(int(n))]
+    owners += [owner() for _ in range(busy - len(owners))]
+    rng.shuffle(owners)
+    return owners
+
+
 def pass_scene(seed: int, pending: int = 10_000, workers: int = 500, users: int = 1000, free: int = 40,
-               ) -> tuple[list[PendingJob], list[RunningJob], list[WorkerInfo], datetime]:
-    """A busy big pool: ``workers`` hosts of 4 GPUs, all slots but ``free`` running, ``pending`` jobs
-    from Zipf-skewed users, queued over the last 3 hours."""
+               queued_over_s: float = 2700.0) -> tuple[list[PendingJob], list[RunningJob], list[WorkerInfo], datetime]:
+    """A busy big pool: ``workers`` hosts of 4 GPUs, all slots but ``free`` running (owners near their
+    fair shares, as under this policy), ``pending`` jobs from Zipf-skewed users, queued over the last
+    ``queued_over_s`` (45 minutes: past the preemption grace, short of starvation)."""
     rng = random.Random(seed)
     fleet = workers_for(workers * SLOTS_PER_WORKER)
     names = user_ids(users)
@@ -93,17 +107,19 @@ def pass_scene(seed: int, pending: int = 10_000, workers: int = 500, users: int 
     def owner() -> str:
         return names[bisect.bisect_left(cumulative, rng.random() * cumulative[-1])]
 
-    running, busy = [], sum(w.slots for w in fleet) - free
-    for n, host in enumerate(h for h in fleet for _ in range(h.slots)):
-        if n >= busy:
-            break
-        started = now - timedelta(seconds=rng.uniform(0, MAX_RUN_S))
-        running.append(RunningJob(id=f"r{n}", owner_id=owner(), queue="gpu", worker_id=host.id, started_at=started,
-                                  estimated_finish=started + timedelta(seconds=rng.uniform(MIN_RUN_S, MAX_RUN_S))))
     queued = []
     for i in range(pending):
         run_s, devices, memory = _job_shape(rng)
         queued.append(PendingJob(id=f"p{i}", owner_id=owner(), queue="gpu", priority=0, devices=devices,
                                  memory_bytes=memory, estimated_duration_s=run_s,
-                                 enqueued_at=now - timedelta(seconds=rng.uniform(0, 3 * 3600))))
+                                 enqueued_at=now - timedelta(seconds=rng.uniform(0, queued_over_s))))
+    busy = sum(w.slots for w in fleet) - free
+    owners = _fair_owners(queued, busy, owner, rng)
+    running = []
+    for n, host in enumerate(h for h in fleet for _ in range(h.slots)):
+        if n >= busy:
+            break
+        started = now - timedelta(seconds=rng.uniform(0, MAX_RUN_S))
+        running.append(RunningJob(id=f"r{n}", owner_id=owners[n], queue="gpu", worker_id=host.id, started_at=started,
+                                  estimated_finish=started + timedelta(seconds=rng.uniform(MIN_RUN_S, MAX_RUN_S))))
     return queued, running, fleet, now

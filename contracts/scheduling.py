@@ -60,7 +60,7 @@ from contracts.scheduling_preemption import Preemptor, preempt
 from contracts.scheduling_walk import Walk
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PolicyConfig:
     """The policy's knobs (the dispatcher builds it from ``Settings``)."""
 
@@ -72,7 +72,7 @@ class PolicyConfig:
     default_duration_s: float = 3600.0    # a job's expected run time when nothing better is known
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkerInfo:
     """A registered worker that is alive and taking jobs (draining or lost workers are left out)."""
 
@@ -83,7 +83,7 @@ class WorkerInfo:
     base_models: frozenset[str] = frozenset()  # already materialised there (preferred on a tie)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PendingJob:
     """A job waiting for admission."""
 
@@ -99,7 +99,7 @@ class PendingJob:
     teacher: bool = False                 # spends teacher money (a generation job): the teacher cap applies
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunningJob:
     """A job holding slots on a worker: running, or admitted and not yet claimed."""
 
@@ -115,7 +115,7 @@ class RunningJob:
     stopping: bool = False                # already told to pause (an earlier preemption): its devices are on their way
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UserState:
     """A user's standing: share weight (>0), decayed GPU-seconds, caps and what today already used."""
 
@@ -128,7 +128,7 @@ class UserState:
     teacher_usd_today: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Admission:
     job_id: str
     worker_id: str

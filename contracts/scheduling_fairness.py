@@ -9,7 +9,8 @@ jobs of users still below their fair share of the queue's devices come before th
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from operator import attrgetter, itemgetter
+from itertools import accumulate
+from operator import attrgetter, itemgetter, mul
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 
 _ENQUEUED, _PRIORITY = attrgetter("enqueued_at"), attrgetter("priority")
+_DURATION, _DEVICES = attrgetter("estimated_duration_s"), attrgetter("devices")
 
 
 def job_charge(job: PendingJob, config: PolicyConfig) -> float:
@@ -67,6 +69,20 @@ def daily_reasons(state: UserState) -> tuple[str | None, str | None]:
     return gpu, teacher
 
 
+def _below_share_prefix(user: str, jobs: list[PendingJob], left: dict[tuple[str, str], float]) -> int:
+    """How many of the user's first jobs come while the user is still below their share in the job's
+    queue (updates ``left``); the rest keep their own order behind them, as a per-user queue would."""
+    cut = 0
+    for job in jobs:
+        mine = (user, job.queue)
+        room_left = left.get(mine, 0.0)
+        if room_left <= 1e-9:
+            break
+        left[mine] = room_left - job.devices
+        cut += 1
+    return cut
+
+
 def policy_order(by_user: Mapping[str, list[PendingJob]], charge: Mapping[str, float],
                  weight: Mapping[str, float], room: Mapping[tuple[str, str], float],
                  starving: Iterable[PendingJob], config: PolicyConfig) -> list[PendingJob]:
@@ -86,17 +102,28 @@ def policy_order(by_user: Mapping[str, list[PendingJob]], charge: Mapping[str, f
     below: tuple[list[PendingJob], list[float]] = ([], [])
     reached: tuple[list[PendingJob], list[float]] = ([], [])
     for user, jobs in by_user.items():
-        w = weight[user]
-        key = spent.get(user, 0.0) / w
-        for job in jobs:
+        if len(jobs) == 1:  # most users in a big queue: no per-user lists to build
+            job = jobs[0]
             mine = (user, job.queue)
             room_left = left.get(mine, 0.0)
-            jobs_to, keys_to = reached if room_left <= 1e-9 else below
-            jobs_to.append(job)
-            keys_to.append(key)
+            lists = reached if room_left <= 1e-9 else below
+            lists[0].append(job)
+            lists[1].append(spent.get(user, 0.0) / weight[user])
             left[mine] = room_left - job.devices
-            duration = job.estimated_duration_s
-            key += job.devices * (default if duration is None else duration) / w
+            continue
+        w = weight[user]
+        costs = [d if d is not None else default for d in map(_DURATION, jobs)]
+        if any(j.devices != 1 for j in jobs):
+            costs = list(map(mul, costs, map(_DEVICES, jobs)))
+        keys = list(accumulate(costs, initial=spent.get(user, 0.0)))  # charge before each job
+        keys.pop()
+        if w != 1.0:
+            keys = [k / w for k in keys]
+        cut = _below_share_prefix(user, jobs, left)
+        below[0].extend(jobs[:cut])
+        below[1].extend(keys[:cut])
+        reached[0].extend(jobs[cut:])
+        reached[1].extend(keys[cut:])
     for jobs, keys in (below, reached):
         if jobs:
             ranks = sorted(range(len(jobs)), key=[j.enqueued_at for j in jobs].__getitem__)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,9 +42,12 @@ class Preemptor:
         # most recently started first (least work lost); admitted and not started yet counts as newest
         started = sorted((r for r in candidates if r.started_at is not None), key=lambda r: r.started_at,
                          reverse=True)
+        self.order = [r for r in candidates if r.started_at is None] + started
         self.on_worker: dict[str, list[RunningJob]] = defaultdict(list)
-        for r in [r for r in candidates if r.started_at is None] + started:
+        for r in self.order:
             self.on_worker[r.worker_id].append(r)
+        self._head = 0  # self.order[:head] is all gone (taken, or its owner may lose no more)
+        self._gone: set[str] = set()
 
     def may_claim(self, job: PendingJob) -> bool:
         """The job's owner runs nothing in the queue (but what this pass claimed) and is below their share."""
@@ -67,18 +71,13 @@ class Preemptor:
         fits = self.placement.fitting_ids(job)
         held, free = self.placement.held, self.placement.free
         for wid, n in self.incoming.items():
-            if n > 0 and wid in fits and wid not in held and free[wid] + n >= job.devices:
+            if wid in fits and wid not in held and free[wid] + n >= job.devices:
                 return self._claimed(job, wid, [])
-        best, own_only = None, False
-        for wid, jobs in self.on_worker.items():
-            if wid not in fits or wid in held or not jobs:
-                continue
-            taken, skipped_own = self._victims_on(jobs, job, job.devices - free[wid] - self.incoming[wid])
-            own_only = own_only or skipped_own
-            if taken is not None and (best is None or len(taken) < len(best[1])):
-                best = (wid, taken)
-                if len(taken) == 1 and job.devices == 1:
-                    break
+        if job.devices == 1:
+            victim, own_only = self._newest_spare(job, fits, held)
+            best = None if victim is None else (victim.worker_id, [victim])
+        else:
+            best, own_only = self._fewest_on_one_worker(job, fits, held)
         if best is None:
             failed, key = (self._failed_for, mine) if own_only else (self._failed, shape)
             failed[key] = job.memory_bytes
@@ -86,10 +85,45 @@ class Preemptor:
         wid, taken = best
         for victim in taken:
             self.on_worker[wid].remove(victim)
+            self._gone.add(victim.id)
             self.devices[(victim.owner_id, victim.queue)] -= victim.devices
             self.chosen.append(victim.id)
         self.incoming[wid] += sum(v.devices for v in taken)
         return self._claimed(job, wid, taken)
+
+    def _newest_spare(self, job: PendingJob, fits: set[str], held: Mapping[str, str]) -> tuple[RunningJob | None, bool]:
+        """The most recently started victim on a worker the one-device job fits; and whether one of
+        the waiting user's own was passed over. Victims whose owner may lose no more are dropped
+        for the rest of the pass (owners only lose devices within a pass)."""
+        order, gone, own = self.order, self._gone, False
+        while self._head < len(order) and order[self._head].id in gone:
+            self._head += 1
+        for victim in islice(order, self._head, None):
+            if victim.id in gone:
+                continue
+            if not self._spare(victim):
+                gone.add(victim.id)
+                self.on_worker[victim.worker_id].remove(victim)
+                continue
+            if victim.owner_id == job.owner_id:
+                own = True
+            elif victim.worker_id in fits and victim.worker_id not in held:
+                return victim, own
+        return None, own
+
+    def _fewest_on_one_worker(self, job: PendingJob, fits: set[str], held: Mapping[str, str],
+                              ) -> tuple[tuple[str, list[RunningJob]] | None, bool]:
+        """For a gang: the worker where the fewest victims free enough devices."""
+        free = self.placement.free
+        best, own_only = None, False
+        for wid, jobs in self.on_worker.items():
+            if wid not in fits or wid in held or not jobs:
+                continue
+            taken, skipped_own = self._victims_on(jobs, job, job.devices - free[wid] - self.incoming.get(wid, 0))
+            own_only = own_only or skipped_own
+            if taken is not None and (best is None or len(taken) < len(best[1])):
+                best = (wid, taken)
+        return best, own_only
 
     def _victims_on(self, jobs: list[RunningJob], job: PendingJob, needed: int) -> tuple[list[RunningJob] | None, bool]:
         """The newest jobs on one worker that free ``needed`` devices under the rules (or None), and
@@ -115,6 +149,8 @@ class Preemptor:
         from_free = min(self.placement.free[wid], job.devices)
         self.placement.free[wid] -= from_free
         self.incoming[wid] -= job.devices - from_free
+        if self.incoming[wid] <= 0:
+            del self.incoming[wid]
         key = (job.owner_id, job.queue)
         self.devices[key] = self.devices.get(key, 0) + job.devices
         self.served[key] = self.served.get(key, 0) + job.devices

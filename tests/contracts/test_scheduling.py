@@ -252,7 +252,7 @@ def replay(pending: list[PendingJob], workers: list[WorkerInfo], now: datetime) 
 
 def mixed_jobs() -> list[PendingJob]:
     spec = [("a", 0, 600), ("a", 1, 1200), ("a", 2, 300), ("b", 3, 900), ("b", 4, 60), ("c", 5, 1800),
-            ("a", 6, 100), ("d", 7, 400), ("c", 8, 200), ("b", 9, 700)]
+            ("a", 6, 120), ("d", 7, 420), ("c", 8, 180), ("b", 9, 720)]  # whole minutes: estimates are
     return [job(f"{u}{i}", u, m, estimated_duration_s=float(d)) for i, (u, m, d) in enumerate(spec)]
 
 
