@@ -4,7 +4,8 @@ pass; the engine applies its admissions and preemptions.
 
 Passes: at most one per simulated minute (``TICK_S``), at the first tick after an arrival or a job's
 end, and only while work waits and a device is free, or ``PERIODIC_S`` after the last pass (so
-grace periods and starvation are noticed when nothing frees up). A preempted job stops at once and loses the work since its last checkpoint (every
+grace periods and starvation are noticed when nothing frees up). A preempted job stops at once and
+loses the work since its last checkpoint (every
 ``CHECKPOINT_S`` of its run); it is re-queued with its original arrival time, the rest of its work.
 """
 from __future__ import annotations

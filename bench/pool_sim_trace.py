@@ -94,7 +94,8 @@ def _fair_owners(queued: list[PendingJob], busy: int, owner, rng: random.Random)
 
 
 def pass_scene(seed: int, pending: int = 10_000, workers: int = 500, users: int = 1000, free: int = 40,
-               queued_over_s: float = 2700.0) -> tuple[list[PendingJob], list[RunningJob], list[WorkerInfo], datetime]:
+               queued_over_s: float = 2700.0,
+               ) -> tuple[list[PendingJob], list[RunningJob], list[WorkerInfo], datetime]:
     """A busy big pool: ``workers`` hosts of 4 GPUs, all slots but ``free`` running (owners near their
     fair shares, as under this policy), ``pending`` jobs from Zipf-skewed users, queued over the last
     ``queued_over_s`` (45 minutes: past the preemption grace, short of starvation)."""
@@ -120,6 +121,7 @@ def pass_scene(seed: int, pending: int = 10_000, workers: int = 500, users: int 
         if n >= busy:
             break
         started = now - timedelta(seconds=rng.uniform(0, MAX_RUN_S))
-        running.append(RunningJob(id=f"r{n}", owner_id=owners[n], queue="gpu", worker_id=host.id, started_at=started,
-                                  estimated_finish=started + timedelta(seconds=rng.uniform(MIN_RUN_S, MAX_RUN_S))))
+        finish = started + timedelta(seconds=rng.uniform(MIN_RUN_S, MAX_RUN_S))
+        running.append(RunningJob(id=f"r{n}", owner_id=owners[n], queue="gpu", worker_id=host.id,
+                                  started_at=started, estimated_finish=finish))
     return queued, running, fleet, now

@@ -25,21 +25,28 @@ One pass:
 4. Positions and estimated starts (``scheduling_estimates``) when ``with_estimates``.
 
 Starvation and its bound. A job is *starving* once it has waited longer than ``starvation_s`` and its
-owner runs below their fair share of its queue (weighted water-filling of the queue's devices
-over the users with work there). The owner condition matters in an oversubscribed pool: a heavy user's
-backlog is always older than ``starvation_s``, and letting it all jump ahead would turn fair share into
-FIFO; such a job waits for its owner's own earlier work, not because the policy passes it over. A
-starving job goes ahead of fair-share order (FIFO among starving jobs) and, if it cannot start now,
-holds one fitting worker (the one whose running jobs are expected to free its devices first): nothing
-else is placed there, so its slots only gather. Bound: a job that fits some worker, is under no cap, and whose owner runs below their
-share starts within ``starvation_s`` + the time until the held worker frees enough slots, i.e. the
-longest remaining run of the jobs there (or, with preemption, their next checkpoint), plus the time
-the starving jobs ahead of it (FIFO) take the same way.
+owner runs below their fair share of its queue (weighted water-filling of the queue's devices over
+the users with work there). The owner condition matters in an oversubscribed pool: a heavy user's
+backlog is always older than ``starvation_s``, and letting it all jump ahead would turn fair share
+into FIFO; such a job waits for its owner's own earlier work, not because the policy passes it over.
+A starving job goes ahead of fair-share order (FIFO among starving jobs) and, if it cannot start now,
+holds one fitting worker (the one whose running jobs are expected to free its devices first):
+nothing else is placed there, so its slots only gather. Bound: a job that fits some worker, is under
+no cap, and whose owner runs below their share starts within ``starvation_s`` + the time until the
+held worker frees enough slots, i.e. the longest remaining run of the jobs there (or, with
+preemption, their next checkpoint), plus the time the starving jobs ahead of it (FIFO) take the same
+way.
 
-Preemption serves only a user who runs nothing in the job's queue (so below their share), whose job waited past ``preemption_grace_s`` and cannot start now; it never moves a
-victim's owner below their share and never serves a job of the victim's own user. Jobs already told
-to stop are passed in with ``stopping=True``: their devices count as on their way, nothing more is
-preempted for the same need.
+Preemption serves only a user who runs nothing in the job's queue (so below their share), whose job
+waited past ``preemption_grace_s`` and cannot start now; it never moves a victim's owner below their
+share and never serves a job of the victim's own user. Jobs already told to stop are passed in with
+``stopping=True``: their devices count as on their way, nothing more is preempted for the same need.
+
+Charges: ``UserState.decayed_gpu_s`` should hold finished (or paused) work only, decayed with
+``decay``; a running job is charged its expected device-seconds (``estimated_finish - started_at``,
+else ``default_duration_s``) for as long as it runs. Estimated starts are whole minutes from ``now``.
+The input dataclasses use ``__slots__``: a pass walks 10,000 of them in policy order, and compact
+objects halve its cache misses.
 """
 from __future__ import annotations
 
@@ -112,7 +119,7 @@ class RunningJob:
     estimated_finish: datetime | None = None
     preemptible: bool = True              # resumes exactly (checkpoints / chunks) and is not being stopped
     priority: int = 0
-    stopping: bool = False                # already told to pause (an earlier preemption): its devices are on their way
+    stopping: bool = False                # told to pause by an earlier preemption: its devices are on their way
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +224,10 @@ def _fair_shares(by_user: Mapping[str, list[PendingJob]], devices: Mapping[tuple
 
 
 def _starving(pending: Sequence[PendingJob], devices: Mapping[tuple[str, str], float],
-              share: Mapping[tuple[str, str], float], now: datetime, config: PolicyConfig) -> dict[str, PendingJob]:
+              share: Mapping[tuple[str, str], float], now: datetime, config: PolicyConfig,
+              ) -> dict[str, PendingJob]:
     """Jobs that waited past ``starvation_s`` whose owner runs below their share (module doc)."""
     cutoff = now - timedelta(seconds=config.starvation_s)
     old = [j for j in pending if j.enqueued_at < cutoff]
-    return {j.id: j for j in old if devices.get((j.owner_id, j.queue), 0.0) < share.get((j.owner_id, j.queue), 0.0)}
+    return {j.id: j for j in old
+            if devices.get((j.owner_id, j.queue), 0.0) < share.get((j.owner_id, j.queue), 0.0)}

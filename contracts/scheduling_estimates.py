@@ -94,8 +94,8 @@ def finish_offset(job: RunningJob, now: datetime, config: PolicyConfig) -> float
 
 
 def estimated_starts(order: Sequence[PendingJob], admitted: Sequence[tuple[PendingJob, str]],
-                     running: Sequence[RunningJob], workers: Sequence[WorkerInfo], users: Mapping[str, UserState], now: datetime,
-                     config: PolicyConfig, no_estimate: Collection[str]) -> dict[str, datetime | None]:
+                     running: Sequence[RunningJob], workers: Sequence[WorkerInfo],
+                     users: Mapping[str, UserState], now: datetime, config: PolicyConfig, no_estimate: Collection[str]) -> dict[str, datetime | None]:
     """Each pending job's estimated start (``now`` for the admitted); None for ``no_estimate`` jobs.
     One flat loop: it runs over every pending job."""
     slots = _Slots(workers, running, now, config)

@@ -37,7 +37,9 @@ class Preemptor:
         for r in self.running:
             if r.stopping:
                 self.incoming[r.worker_id] += r.devices
-            elif r.preemptible and self.devices.get((r.owner_id, r.queue), 0) > self.share.get((r.owner_id, r.queue), 0.0):
+                continue
+            key = (r.owner_id, r.queue)
+            if r.preemptible and self.devices.get(key, 0) > self.share.get(key, 0.0):
                 candidates.append(r)
         # most recently started first (least work lost); admitted and not started yet counts as newest
         started = sorted((r for r in candidates if r.started_at is not None), key=lambda r: r.started_at,
@@ -91,7 +93,8 @@ class Preemptor:
         self.incoming[wid] += sum(v.devices for v in taken)
         return self._claimed(job, wid, taken)
 
-    def _newest_spare(self, job: PendingJob, fits: set[str], held: Mapping[str, str]) -> tuple[RunningJob | None, bool]:
+    def _newest_spare(self, job: PendingJob, fits: set[str], held: Mapping[str, str],
+                      ) -> tuple[RunningJob | None, bool]:
         """The most recently started victim on a worker the one-device job fits; and whether one of
         the waiting user's own was passed over. Victims whose owner may lose no more are dropped
         for the rest of the pass (owners only lose devices within a pass)."""
@@ -125,7 +128,8 @@ class Preemptor:
                 best = (wid, taken)
         return best, own_only
 
-    def _victims_on(self, jobs: list[RunningJob], job: PendingJob, needed: int) -> tuple[list[RunningJob] | None, bool]:
+    def _victims_on(self, jobs: list[RunningJob], job: PendingJob, needed: int,
+                    ) -> tuple[list[RunningJob] | None, bool]:
         """The newest jobs on one worker that free ``needed`` devices under the rules (or None), and
         whether a job of the waiting user's own was passed over."""
         taken, freed, skipped_own = [], 0, False

@@ -167,7 +167,8 @@ def test_a_starving_gang_holds_its_worker_against_backfill():
     pending = [job("gang", "a", 0, devices=2), job("single", "b", 100)]
     p = do(pending, [worker("w", slots=2)], running=running, minute=120)
     assert admitted(p) == []
-    assert p.waiting_reasons["gang"] == "worker w is held for it until 2 slot(s) free there (starving: waited over 3600 s)"
+    assert p.waiting_reasons["gang"] == ("worker w is held for it until 2 slot(s) free there "
+                                         "(starving: waited over 3600 s)")
 
 
 def test_only_a_user_below_their_share_starves():
