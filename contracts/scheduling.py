@@ -64,7 +64,7 @@ from contracts.scheduling_fairness import (
 )
 from contracts.scheduling_placement import Placement
 from contracts.scheduling_preemption import Preemptor, preempt
-from contracts.scheduling_walk import Walk
+from contracts.scheduling_walk import Walk, queue_positions
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +185,7 @@ def plan(*, pending: Sequence[PendingJob], running: Sequence[RunningJob], worker
             by_user[job.owner_id] = [job]
         else:
             mine.append(job)
+    per_user = {u: len(js) for u, js in by_user.items()}
     share = _fair_shares(by_user, devices, users, placement)
     starving = _starving(pending, devices, share, now, config)
     for jobs in by_user.values():
@@ -195,14 +196,15 @@ def plan(*, pending: Sequence[PendingJob], running: Sequence[RunningJob], worker
     weight = {u: max(users.get(u, _NOBODY).weight, 1e-9) for u in by_user}
     room = {key: n - devices.get(key, 0.0) for key, n in share.items()}
     order = policy_order(by_user, charge, weight, room, starving.values(), config)
-    walk = Walk(placement, jobs_running, devices, share, users, config, result, now, with_estimates)
+    walk = Walk(placement, jobs_running, devices, share, users, config, result, now)
     walk.run(order, starving)
     if config.preemption and walk.blocked:
         preemptor = Preemptor(running, placement, share, devices)
         result.preemptions = preempt(walk.blocked, preemptor, now, config, result.waiting_reasons)
     if with_estimates:
+        result.queue_positions = queue_positions(order)
         result.estimated_starts = estimated_starts(order, walk.admitted, running, workers, users, now, config,
-                                                   walk.no_estimate)
+                                                   walk.no_estimate, per_user)
     return result
 
 

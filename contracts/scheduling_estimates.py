@@ -95,12 +95,14 @@ def finish_offset(job: RunningJob, now: datetime, config: PolicyConfig) -> float
 
 def estimated_starts(order: Sequence[PendingJob], admitted: Sequence[tuple[PendingJob, str]],
                      running: Sequence[RunningJob], workers: Sequence[WorkerInfo],
-                     users: Mapping[str, UserState], now: datetime, config: PolicyConfig, no_estimate: Collection[str]) -> dict[str, datetime | None]:
+                     users: Mapping[str, UserState], now: datetime, config: PolicyConfig,
+                     no_estimate: Collection[str], pending_per_user: Mapping[str, int],
+                     ) -> dict[str, datetime | None]:
     """Each pending job's estimated start (``now`` for the admitted); None for ``no_estimate`` jobs.
     One flat loop: it runs over every pending job."""
     slots = _Slots(workers, running, now, config)
     heaps, default = slots.heaps, config.default_duration_s
-    capped = _UserCaps(order, running, users, now, config)
+    capped = _UserCaps(pending_per_user, running, users, now, config)
     starts: dict[str, datetime | None] = {}
     for job, worker in admitted:
         duration = job.estimated_duration_s if job.estimated_duration_s is not None else default
@@ -166,9 +168,10 @@ def _occupy(heap: list[float], devices: int, until: float) -> None:
 class _UserCaps:
     """Replayed finish times of the users who have more jobs than their concurrency cap."""
 
-    def __init__(self, order: Sequence[PendingJob], running: Sequence[RunningJob], users: Mapping[str, UserState],
+    def __init__(self, pending_per_user: Mapping[str, int], running: Sequence[RunningJob],
+                 users: Mapping[str, UserState],
                  now: datetime, config: PolicyConfig) -> None:
-        jobs = Counter(map(_OWNER, order))
+        jobs = Counter(pending_per_user)
         jobs.update(map(_OWNER, running))
         self.caps: dict[str, int] = {}
         for user, n in jobs.items():

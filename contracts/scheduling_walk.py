@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from contracts.scheduling_fairness import daily_reasons
@@ -16,15 +17,30 @@ if TYPE_CHECKING:
 
 
 _UNKNOWN = "not looked up yet"
+_QUEUE, _ID = attrgetter("queue"), attrgetter("id")
+
+
+def queue_positions(order: Sequence[PendingJob]) -> dict[str, int]:
+    """1-based position of each job within its queue, in policy order (one C-level zip when all
+    jobs share a queue, the usual case)."""
+    queues = set(map(_QUEUE, order))
+    if len(queues) <= 1:
+        return dict(zip(map(_ID, order), range(1, len(order) + 1)))
+    seen: dict[str, int] = defaultdict(int)
+    positions = {}
+    for job in order:
+        seen[job.queue] += 1
+        positions[job.id] = seen[job.queue]
+    return positions
 
 
 class Walk:
     def __init__(self, placement: Placement, jobs_running: dict[str, int], devices: dict[tuple[str, str], float],
                  share: Mapping[tuple[str, str], float], users: Mapping[str, UserState], config: PolicyConfig,
-                 result: Plan, now: datetime, with_positions: bool) -> None:
+                 result: Plan, now: datetime) -> None:
         self.placement, self.jobs_running, self.devices, self.share = placement, jobs_running, devices, share
         self.grace_cutoff = now - timedelta(seconds=config.preemption_grace_s)
-        self.users, self.config, self.result, self.with_positions = users, config, result, with_positions
+        self.users, self.config, self.result = users, config, result
         self.admitted: list[tuple[PendingJob, str]] = []  # (job, worker), in admission order
         self.blocked: list[PendingJob] = []  # waiting only for a slot, in policy order
         self.no_estimate: set[str] = set()  # daily cap or no fitting worker
@@ -38,19 +54,15 @@ class Walk:
 
     def run(self, order: Sequence[PendingJob], starving: Mapping[str, PendingJob]) -> None:
         placement, jobs_running, result = self.placement, self.jobs_running, self.result
-        reasons, positions, with_positions = result.waiting_reasons, result.queue_positions, self.with_positions
+        reasons = result.waiting_reasons
         misfit, take, no_estimate, blocked = placement.misfit_reason, placement.take, self.no_estimate, self.blocked
         open_in, misfits = placement.open_in, placement.misfits
         starving_why = f"starving: waited over {self.config.starvation_s:g} s"
         gang_why = f"a gang of a user below their share, waited over {self.config.preemption_grace_s:g} s"
         limits: dict[str, tuple[int, str | None, str | None]] = {}
-        seen: dict[str, int] = defaultdict(int)
         ahead: dict[str, int] = defaultdict(int)
         for job in order:
             queue, user = job.queue, job.owner_id
-            if with_positions:
-                seen[queue] += 1
-                positions[job.id] = seen[queue]
             lim = limits.get(user)
             if lim is None:
                 lim = limits[user] = self._limits(user)
