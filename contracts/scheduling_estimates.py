@@ -77,11 +77,6 @@ class _Slots:
             heapq.heappush(heap, t)
         return popped[-1]
 
-    def occupy(self, cls: int, devices: int, until: float) -> None:
-        heap = self.heaps[cls]
-        for _ in range(devices):
-            heapq.heapreplace(heap, until)
-
 
 def finish_offset(job: RunningJob, now: datetime, config: PolicyConfig) -> float:
     if job.estimated_finish is not None:
