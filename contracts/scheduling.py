@@ -146,7 +146,8 @@ class Plan:
     admissions: list[Admission] = field(default_factory=list)
     preemptions: list[str] = field(default_factory=list)          # running job ids to pause and re-queue
     waiting_reasons: dict[str, str] = field(default_factory=dict)  # every pending job not admitted
-    queue_positions: dict[str, int] = field(default_factory=dict)  # 1-based, per queue, admission order
+    queue_positions: dict[str, int] = field(default_factory=dict)  # 1-based, per queue, admission order,
+    # of the jobs still waiting after this pass's admissions
     estimated_starts: dict[str, datetime | None] = field(default_factory=dict)
 
 
@@ -202,7 +203,9 @@ def plan(*, pending: Sequence[PendingJob], running: Sequence[RunningJob], worker
         preemptor = Preemptor(running, placement, share, devices)
         result.preemptions = preempt(walk.blocked, preemptor, now, config, result.waiting_reasons)
     if with_estimates:
-        result.queue_positions = queue_positions(order)
+        placed = {job.id for job, _ in walk.admitted}
+        waiting = [j for j in order if j.id not in placed] if placed else order
+        result.queue_positions = queue_positions(waiting)  # admitted jobs are no longer in line
         result.estimated_starts = estimated_starts(order, walk.admitted, running, workers, users, now, config,
                                                    walk.no_estimate, per_user)
     return result
