@@ -169,7 +169,7 @@ def test_an_over_share_job_is_preempted_at_a_checkpoint_and_resumes_where_it_sto
     resumes from its checkpoint (steps continue) and succeeds, without spending an attempt."""
     (_, a), (_, b) = make_user(), make_user()
     file_id = upload(api_client, a, "".join(json.dumps(r) + "\n" for r in TRAIN * 2).encode())
-    hp = {**SLOW_HP, "num_epochs": 12}
+    hp = {**SLOW_HP, "num_epochs": 8}
     start_worker(queues=("gpu", "io"), concurrency=2, env={"LORAFLEET_TORCH_THREADS": "1"})
     a_jobs = [submit_fine_tuning(api_client, a, file_id, hp) for _ in range(2)]
     wait_for(lambda: all(any(s >= 2 for s in steps_of(events(api_client, a, j))) for j in a_jobs), 300, 0.5,
@@ -197,7 +197,7 @@ def test_an_over_share_job_is_preempted_at_a_checkpoint_and_resumes_where_it_sto
 def test_pause_and_resume_five_times_then_succeed_without_spending_attempts(api_client, make_user, start_worker):
     _, headers = make_user()
     file_id = upload(api_client, headers, "".join(json.dumps(r) + "\n" for r in TRAIN * 2).encode())
-    job_id = submit_fine_tuning(api_client, headers, file_id, {**SLOW_HP, "num_epochs": 14})
+    job_id = submit_fine_tuning(api_client, headers, file_id, {**SLOW_HP, "num_epochs": 8, "save_steps": 1})
     start_worker(queues=("gpu", "io"))
     seen_steps = 0
     for round_ in range(5):
