@@ -75,7 +75,7 @@ def implied_statuses(path: str, method: str, operation: dict[str, Any]) -> set[i
     params = operation.get("parameters", [])
     statuses: set[int] = set()
     if path.startswith("/v1/"):
-        statuses.add(401)
+        statuses |= {400, 401}  # a malformed Authorization header is a 400 before any route runs
     names_object = any(p.get("in") == "path" for p in params)
     if names_object or "requestBody" in operation:  # bodies name objects too (a model, a training file)
         statuses.add(404)

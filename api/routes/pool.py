@@ -51,7 +51,7 @@ def user_views(session: Session, now: datetime, half_life_s: float, pending: dic
             for u in users]
 
 
-@router.get("/pool", response_model=PoolRead, responses=error_responses(400, 403))  # 400: a malformed header
+@router.get("/pool", response_model=PoolRead, responses=error_responses(403))
 def read_pool(session: SessionDep, settings: SettingsDep, _: AdminUser) -> PoolRead:
     """Workers and what each runs, pending jobs per queue and per user, each user's weight, share, usage and caps."""
     now = utcnow()
