@@ -123,7 +123,7 @@ def cmd_serve(args) -> int:
 
     apply_torch_threads(get_settings())
     uvicorn.run(create_service_app(get_settings(), args.base_model), host=args.host, port=args.port,
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     return 0
 
 

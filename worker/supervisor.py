@@ -125,7 +125,7 @@ class Supervisor:
                 self._beat(draining=True)
         except Exception:
             log.warning("could not drain worker %s cleanly", self.worker_id, exc_info=True)
-        self._stop_celery()
+        self._stop_celery(still_running=self._held_jobs_or_unknown())
         try:
             with session_scope(self.factory) as s:
                 release_worker_jobs(s, self.worker_id, "worker shut down")
@@ -133,12 +133,20 @@ class Supervisor:
             log.warning("could not hand back the jobs of %s", self.worker_id, exc_info=True)
         return 0 if self.child is None or self.child.returncode in (0, -signal.SIGTERM, -signal.SIGKILL) else 1
 
-    def _stop_celery(self) -> None:
+    def _held_jobs_or_unknown(self) -> bool:
+        try:
+            return bool(self._held_jobs())
+        except Exception:  # noqa: BLE001 - the database is away: assume a job still runs
+            return True
+
+    def _stop_celery(self, *, still_running: bool) -> None:
+        """Idle: a warm shutdown, which is immediate. A job still running past the grace: kill at once
+        (a warm shutdown would wait for it); it resumes from its last checkpoint elsewhere."""
         if self.child is None or self.child.poll() is not None:
             return
-        os.killpg(self.child.pid, signal.SIGTERM)  # idle by now: warm shutdown is immediate
+        os.killpg(self.child.pid, signal.SIGKILL if still_running else signal.SIGTERM)
         try:
-            self.child.wait(10)
+            self.child.wait(5)
         except subprocess.TimeoutExpired:
             os.killpg(self.child.pid, signal.SIGKILL)
             self.child.wait(10)
