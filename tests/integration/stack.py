@@ -76,7 +76,6 @@ class Stack:
         from fastapi.testclient import TestClient
 
         from api.main import create_app
-        from lorafleet_cli.bootstrap import create_user_direct
         from models.db import make_engine, make_sessionmaker
         from models.settings import Settings
 
@@ -85,8 +84,14 @@ class Stack:
         self.engine = make_engine(self.settings.sqlalchemy_url, pool_size=2)
         self.factory = make_sessionmaker(self.engine)
         self.client = TestClient(create_app(self.settings)).__enter__()
-        self.headers = {"Authorization": f"Bearer {create_user_direct(self.settings, 'fault-user', False)[1]}"}
+        self.headers = self.new_user()
         self.processes: list[ServiceProcess] = []
+
+    def new_user(self) -> dict:
+        """A new (non-admin) user's Authorization header."""
+        from lorafleet_cli.bootstrap import create_user_direct
+
+        return {"Authorization": f"Bearer {create_user_direct(self.settings, f'u-{secrets.token_hex(3)}', False)[1]}"}
 
     def start_dispatcher(self) -> ServiceProcess:
         proc = ServiceProcess(["dispatcher"], self.env, self.log_dir / f"dispatcher-{len(self.processes)}.log")
