@@ -41,7 +41,13 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A unit of work for workers: commit on success, roll back on error."""
-    session = factory()
+    with unit_of_work(factory()) as session:
+        yield session
+
+
+@contextmanager
+def unit_of_work(session: Session) -> Iterator[Session]:
+    """Commit ``session`` on success, roll it back on error, close it either way."""
     try:
         yield session
         session.commit()

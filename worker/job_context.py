@@ -18,7 +18,7 @@ from contracts.job_stages import current_stage, next_stage
 from models.base import utcnow
 from models.crud import jobs as job_crud
 from models.crud.usage import add_usage, record_job_totals
-from models.db import retry_transient
+from models.db import retry_transient, unit_of_work
 from models.event_bus import event_payload, publish
 from models.job import Job
 from models.settings import Settings
@@ -111,14 +111,8 @@ class JobContext:
         except job_crud.ClaimLost:
             self._lost.set()
             raise
-        try:
+        with unit_of_work(session):
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     def record_usage(self, *, tokens_trained: int = 0, tokens_generated: int = 0, teacher_tokens: int = 0,
                      teacher_cost_usd: float = 0.0) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -16,15 +15,10 @@ import httpx
 import pytest
 
 from tests.integration.conftest import ROOT, wait_for
+from tests.support.private_servers import free_port
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).parent / "data" / "tiny_alpaca.jsonl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def group_alive(pgid: int) -> bool:

@@ -60,7 +60,29 @@ def _wait_until(ready: Callable[[], bool], timeout: float, failed: Callable[[], 
     return ready()
 
 
-class PrivateRedis:
+
+class _StartedInContext:
+    """``with Server() as s``: started on enter (closed again if the start fails), closed on exit."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PrivateRedis(_StartedInContext):
     """A throwaway ``redis-server`` without persistence: a restart starts empty, on the same port."""
 
     def __init__(self, port: int | None = None, start_timeout: float = 10.0) -> None:
@@ -117,16 +139,6 @@ class PrivateRedis:
         except OSError:
             return False
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _version_key(bindir: Path) -> tuple[int, ...]:
@@ -145,7 +157,7 @@ def find_postgres_bindir() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
-class PrivatePostgres:
+class PrivatePostgres(_StartedInContext):
     """A throwaway PostgreSQL cluster (trust auth, user ``postgres``, fsync off) that a test may stop,
     start and restart; committed rows survive because the data dir and port stay the same."""
 
@@ -248,16 +260,6 @@ class PrivatePostgres:
         ready = subprocess.run(cmd, check=False)
         return ready.returncode == 0
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @pytest.fixture
