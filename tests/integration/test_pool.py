@@ -160,6 +160,11 @@ def test_a_job_too_big_for_one_worker_waits_with_its_reason_then_runs_on_the_one
     admitted = [e["data"]["worker_id"] for e in events(api_client, headers, batch_id)
                 if e["message"].startswith("Admitted to worker")]
     assert admitted == [big_id] and small_id not in admitted
+    # Its usage is in the ledger: GPU-seconds on the worker's device kind and the tokens it generated.
+    usage = api_client.get("/v1/usage", headers=headers, params={"start_time": done["created_at"] - 3600,
+                                                                  "group_by": "job_id"}).json()
+    [mine] = [r for b in usage["data"] for r in b["results"] if r.get("job_id") == batch_id]
+    assert mine["gpu_seconds"] > 0 and mine["tokens_generated"] > 0, mine
 
 
 def test_an_over_share_job_is_preempted_at_a_checkpoint_and_resumes_where_it_stopped(

@@ -97,6 +97,11 @@ def run_eval_job(ctx: JobContext) -> dict:
             ctx.emit(f"{n_done}/{total} generations done ({rate}/s)", type="metrics",
                      data={"done": n_done, "total": total, "generations_per_s": rate})
 
+    def save_and_meter(chunk: list[tuple[tuple[int, int], DecodeResult]]) -> None:
+        """Each finished chunk is made durable, then its new tokens go into the usage ledger."""
+        ledger.save(chunk)
+        ctx.record_usage(tokens_generated=sum(r.completion_tokens for _, r in chunk))
+
     judge = None
     if p.get("judge"):
         judge = LedgeredJudge(ctx, TeacherConfig.model_validate(p["judge"]), engine)
@@ -104,7 +109,8 @@ def run_eval_job(ctx: JobContext) -> dict:
     try:
         report = run_eval(engine, examples, targets, p["metrics"], on_progress=on_progress,
                           sampling=SamplingParams.model_validate(p["sampling"]), batch_size=p.get("batch_size", 16),
-                          should_stop=ctx.should_stop, done=done, on_chunk=ledger.save, judge=judge)
+                          should_stop=ctx.should_stop, done=done, on_chunk=save_and_meter,
+                          judge=judge)
     except TeacherUnavailableError as exc:
         ctx.emit(f"Paused: the judge is unavailable after retries ({exc}); resume the job to continue (no "
                  "generation or judgement is made twice)", level="warn")
