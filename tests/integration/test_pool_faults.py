@@ -12,30 +12,37 @@ import pytest
 
 from models.db import make_engine, make_sessionmaker
 from tests.conftest import PG_ADMIN, REDIS, _pg_url
-from tests.integration.conftest import ServiceProcess, wait_for
+from tests.integration.conftest import wait_for
+from tests.integration.pool_checks import (
+    assert_lifecycle,
+    assert_steps_continue,
+    assert_within_slots,
+    first_checkpoint,
+    job_events,
+    job_row,
+    messages,
+    started_events,
+    step_numbers,
+    training_claims,
+    wait_steps,
+    wait_terminal,
+    worker_state,
+)
 from tests.integration.stack import (
     TOTAL_STEPS,
     TRAIN,
     Stack,
-    assert_lifecycle,
-    assert_steps_continue,
-    assert_within_slots,
+    all_events_over_http,
+    api_process,
+    celery_pid,
     create_database,
     drop_database,
-    job_events,
-    job_row,
-    messages,
     stack_env,
-    started_events,
-    step_numbers,
     submit_fine_tuning,
     submit_preflight,
     training_bytes,
-    training_claims,
+    two_workers,
     upload_file,
-    wait_steps,
-    wait_terminal,
-    worker_state,
 )
 from tests.support import private_servers
 
@@ -109,10 +116,12 @@ def postgres_stack(private_postgres, models_cache, tmp_path):
 def test_a_redis_outage_does_not_stop_a_running_job(redis_stack, private_redis):
     stack = redis_stack
     stack.start_dispatcher()
-    stack.start_worker()
+    worker = stack.start_worker(concurrency=2)  # a free slot: a job submitted during the outage is placed at once
     job_id = submit_fine_tuning(stack.client, stack.headers)
+    small_file = upload_file(stack.client, stack.headers, SMALL_FILE)
     before = wait_steps(stack.factory, job_id, 1)
     private_redis.stop()
+    late_job = submit_preflight(stack.client, stack.headers, small_file)  # the API takes it with Redis down
     time.sleep(5)
     during = wait_steps(stack.factory, job_id, before + 1, 60)  # training goes on while Redis is down
     private_redis.start()
@@ -125,7 +134,38 @@ def test_a_redis_outage_does_not_stop_a_running_job(redis_stack, private_redis):
     assert len(training_claims(events)) == 1 and len(started_events(events)) == 2, messages(events)
     assert_lifecycle(events)
     assert sorted({s for _, s in step_numbers(events)}) == list(range(1, TOTAL_STEPS + 1))
+    wait_for(lambda: job_row(stack.factory, late_job).status == "succeeded" or worker.proc.poll() is not None,
+             120, 0.5, "the job submitted while Redis was down to finish")
+    if worker.proc.poll() is not None:  # the job is not lost: back in line, its failed sends taken back
+        assert job_row(stack.factory, late_job).status == "queued"
+        assert_lifecycle(job_events(stack.factory, late_job), final="queued")
+        pytest.xfail(CELERY_DIED)
+    assert_lifecycle(job_events(stack.factory, late_job))  # sends that failed were taken back, not lost
     assert_quick_job_runs(stack.client, stack.headers, stack.factory)  # the worker's consumer reconnected
+
+
+CELERY_DIED = (
+    "spine bug: after the Redis outage the worker's Celery process died (kombu 5.7: closing the channel "
+    "restores unacked messages through a connection whose client is None -> AttributeError 'hostname', "
+    "'Unrecoverable error'), and worker/supervisor.py Supervisor.run treats a Celery exit as the end of "
+    "the worker: it shuts down and marks itself stopped instead of starting Celery again")
+
+
+@pytest.mark.xfail(strict=True, reason=CELERY_DIED)
+def test_a_worker_outlives_its_celery_process(settings, make_user, api_client, start_worker, session_factory):
+    """The Celery process of a worker dies (as kombu's does after a Redis outage with a task in
+    flight): the worker starts it again and keeps serving, instead of leaving the pool for good."""
+    import os
+    import signal
+
+    worker = start_worker(queues=("io",), host=f"phoenix{secrets.token_hex(2)}")
+    worker_id = worker.worker_id(settings)
+    os.killpg(celery_pid(worker), signal.SIGKILL)
+    time.sleep(3)
+    assert worker.proc.poll() is None, worker.output()[-2000:]
+    assert worker_state(session_factory, worker_id) == "alive"
+    _, headers = make_user()
+    assert_quick_job_runs(api_client, headers, session_factory)
 
 
 def test_postgres_restarts_mid_training_fail_no_job(postgres_stack, private_postgres):
@@ -142,6 +182,7 @@ def test_postgres_restarts_mid_training_fail_no_job(postgres_stack, private_post
     # The 15 s lease outlives a restart: at most one attempt is spent (a write that failed mid-commit
     # re-queues the job), and then it resumed from its checkpoint.
     assert done.attempt <= 1, (done.last_failure, messages(events))
+    print(f"attempts spent by two Postgres restarts: {done.attempt} ({done.last_failure})")
     if done.attempt:
         assert_steps_continue(events, TOTAL_STEPS)
     else:
@@ -151,35 +192,10 @@ def test_postgres_restarts_mid_training_fail_no_job(postgres_stack, private_post
     assert_quick_job_runs(stack.client, stack.headers, stack.factory)
 
 
-def _api_process(env: dict, port: int, log) -> ServiceProcess:
-    proc = ServiceProcess(["api", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env, log)
-
-    def healthy() -> bool:
-        assert proc.proc.poll() is None, proc.output()
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, 60, 0.3, "the API to answer")
-    return proc
-
-
-def _all_events_over_http(http: httpx.Client, headers: dict, job_id: str) -> list[int]:
-    ids, cursor = [], None
-    while True:
-        params = {"order": "asc", "limit": 100, **({"after": cursor} if cursor else {})}
-        page = http.get(f"/v1/jobs/{job_id}/events", headers=headers, params=params).json()
-        ids += [int(e["id"][3:]) for e in page["data"]]
-        if not page["has_more"]:
-            return ids
-        cursor = page["last_id"]
-
-
 def test_an_api_restart_loses_nothing(service_env, make_user, start_worker, session_factory, tmp_path):
     port = private_servers.free_port()
     _, headers = make_user()
-    api = _api_process(service_env, port, tmp_path / "api-1.log")
+    api = api_process(service_env, port, tmp_path / "api-1.log")
     start_worker()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
@@ -187,13 +203,14 @@ def test_an_api_restart_loses_nothing(service_env, make_user, start_worker, sess
             step = wait_steps(session_factory, job_id, 1)
             api.kill()
             wait_steps(session_factory, job_id, step + 1, 90)  # the job goes on without the API
-            api = _api_process(service_env, port, tmp_path / "api-2.log")
+            api = api_process(service_env, port, tmp_path / "api-2.log")
             done = wait_for(lambda: (j := http.get(f"/v1/fine_tuning/jobs/{job_id}", headers=headers).json())
                             ["status"] in ("succeeded", "failed", "cancelled") and j, 240, 1.0, "the job to finish")
             events = job_events(session_factory, job_id)
             assert done["status"] == "succeeded", (done, messages(events))
-            assert _all_events_over_http(http, headers, job_id) == [e.id for e in events]
+            assert all_events_over_http(http, headers, job_id) == [e.id for e in events]
             assert job_row(session_factory, job_id).attempt == 0 and len(training_claims(events)) == 1
+            assert [s for _, s in step_numbers(events)] == list(range(1, TOTAL_STEPS + 1))  # none missing
             assert_lifecycle(events)
             assert_quick_job_runs(http, headers, session_factory)  # a submission after the restart runs too
     finally:
@@ -227,27 +244,12 @@ def test_two_dispatchers_share_a_burst_of_50(burst_stack):
     assert all(d.proc.poll() is None for d in dispatchers), stack.logs()
 
 
-def _two_workers(start_worker, settings) -> dict:
-    """Two registered workers serving both pools, by worker id."""
-    tag = secrets.token_hex(2)
-    started = [start_worker(host=f"{name}{tag}") for name in ("fa", "fb")]
-    return {w.worker_id(settings): w for w in started}
-
-
-def _first_checkpoint(factory, job_id: str) -> int:
-    def saved():
-        return max((e.data["step"] for e in job_events(factory, job_id)
-                    if e.message.startswith("Checkpoint saved")), default=0)
-
-    return wait_for(saved, 300, 0.3, f"a checkpoint of {job_id}")
-
-
 def test_a_killed_worker_is_lost_and_another_finishes_its_job(settings, make_user, api_client, start_worker,
                                                                session_factory):
-    workers = _two_workers(start_worker, settings)
+    workers = two_workers(start_worker, settings)
     _, headers = make_user()
     job_id = submit_fine_tuning(api_client, headers)
-    checkpoint = _first_checkpoint(session_factory, job_id)
+    checkpoint = first_checkpoint(session_factory, job_id)
     a = job_row(session_factory, job_id).lease_owner
     killed_at = time.monotonic()
     workers[a].kill()
@@ -270,7 +272,7 @@ def test_a_killed_worker_is_lost_and_another_finishes_its_job(settings, make_use
 
 def test_sigterm_pauses_at_a_checkpoint_and_another_worker_finishes(settings, make_user, api_client,
                                                                     start_worker, session_factory):
-    workers = _two_workers(start_worker, settings)
+    workers = two_workers(start_worker, settings)
     _, headers = make_user()
     job_id = submit_fine_tuning(api_client, headers)
     wait_steps(session_factory, job_id, 3)  # between checkpoints (every 2 steps)
