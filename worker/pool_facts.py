@@ -53,7 +53,8 @@ def gather(session: Session, settings: Settings, now: datetime) -> PoolFacts:
     return PoolFacts(pending_rows=pending_rows, holding_rows=holding_rows,
                      pending=[_pending(j) for j in pending_rows.values()],
                      running=[_holding(j) for j in holding_rows.values() if j.worker_id],
-                     workers=live_workers(session, settings, now), users=user_states(session, settings, owners, now))
+                     workers=live_workers(session, settings, now),
+                     users=user_states(session, settings, owners, now, running_ids=list(holding_rows)))
 
 
 def _pending(job: Job) -> scheduling.PendingJob:
@@ -84,12 +85,15 @@ def live_workers(session: Session, settings: Settings, now: datetime) -> list[sc
             for w in rows.scalars()]
 
 
-def user_states(session: Session, settings: Settings, owners: set[str], now: datetime
-                ) -> dict[str, scheduling.UserState]:
+def user_states(session: Session, settings: Settings, owners: set[str], now: datetime,
+                running_ids: list[str] = ()) -> dict[str, scheduling.UserState]:
+    """Weights, caps, today's use and decayed past use (finished work only: the policy charges a running
+    job its whole expected run) of ``owners``."""
     if not owners:
         return {}
     users = {u.id: u for u in session.execute(select(User).where(User.id.in_(owners))).scalars()}
-    decayed = decayed_gpu_seconds(session, list(owners), now, settings.fair_share_half_life_s)
+    decayed = decayed_gpu_seconds(session, list(owners), now, settings.fair_share_half_life_s,
+                                  exclude_job_ids=running_ids)
     today = usage_today(session, list(owners), now)
     states = {}
     for owner in owners:

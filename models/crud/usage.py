@@ -163,10 +163,11 @@ def usage_today(session: Session, owner_ids: Collection[str], now: datetime) -> 
 
 
 def decayed_gpu_seconds(session: Session, owner_ids: Collection[str], now: datetime,
-                        half_life_s: float) -> dict[str, float]:
+                        half_life_s: float, exclude_job_ids: Collection[str] = ()) -> dict[str, float]:
     """Each owner's GPU-seconds, each hour bucket weighted ``0.5 ** (age / half_life_s)`` (age from the
     bucket's middle, never negative): recent use counts fully, old use fades. Fair share ranks users by it.
-    Every owner asked for is in the answer."""
+    Every owner asked for is in the answer. ``exclude_job_ids``: jobs the caller charges otherwise (the
+    policy charges a running job its whole expected run, so its metered seconds would count twice)."""
     out = {owner: 0.0 for owner in owner_ids}
     if not out or half_life_s <= 0:
         return out
@@ -175,6 +176,8 @@ def decayed_gpu_seconds(session: Session, owner_ids: Collection[str], now: datet
          .where(UsageRecord.owner_id.in_(list(out)), UsageRecord.bucket_start >= since,
                 UsageRecord.device_kind != "")
          .group_by(UsageRecord.owner_id, UsageRecord.bucket_start))
+    if exclude_job_ids:
+        q = q.where(UsageRecord.job_id.is_(None) | UsageRecord.job_id.not_in(list(exclude_job_ids)))
     for owner, bucket, gpu_s in session.execute(q):
         age_s = max(0.0, (now - (bucket + HOUR / 2)).total_seconds())
         out[owner] += float(gpu_s or 0.0) * 0.5 ** (age_s / half_life_s)

@@ -122,3 +122,8 @@ def test_decayed_gpu_seconds_halve_per_half_life_from_the_bucket_middle(session,
               device_kind="cpu", compute_seconds=1e9)  # older than 10 half-lives: left out
     got = decayed_gpu_seconds(session, [alice.id, bob.id], now, half_life_s=7200.0)
     assert got == {alice.id: pytest.approx(100.0 + 50.0), bob.id: 0.0}
+    add_usage(session=session, owner_id=alice.id, job_id="running", kind="batch", now=now, device_kind="cpu",
+              compute_seconds=40.0)  # a job still running: the policy charges it otherwise
+    got = decayed_gpu_seconds(session, [alice.id], now, half_life_s=7200.0, exclude_job_ids=["running"])
+    assert got == {alice.id: pytest.approx(150.0)}
+    assert decayed_gpu_seconds(session, [alice.id], now, half_life_s=7200.0) == {alice.id: pytest.approx(190.0)}
