@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts import scheduling
@@ -41,6 +41,7 @@ class PassReport:
     preempted: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
     lost_workers: list[str] = field(default_factory=list)
+    unsent: list[str] = field(default_factory=list)  # the broker refused them: taken back
     skipped: bool = False  # another dispatcher held the lock
 
 
@@ -77,6 +78,7 @@ def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, se
             log.exception("could not send job %s to worker %s; it is taken back and placed again", job.id,
                           job.worker_id)
             _unadmit(session_factory, job.id)
+            report.unsent.append(job.id)
     return report
 
 
@@ -105,9 +107,12 @@ def _apply(s: Session, facts: pool_facts.PoolFacts, plan: scheduling.Plan, now: 
 
 
 def _unadmit(session_factory: sessionmaker[Session], job_id: str) -> None:
+    """The send failed (the broker is down): the job goes back in line quietly (no event: while Redis is
+    down every pass would add one); the next pass places it again."""
     try:
         with session_scope(session_factory) as s:
-            reaper.take_back_admissions(s, [s.get(Job, job_id).worker_id or ""], "the broker refused the message")
+            s.execute(update(Job).where(Job.id == job_id, Job.lease_owner.is_(None))
+                      .values(admitted_at=None, worker_id=None))
     except Exception:  # the stale-admission timeout takes it back instead
         log.warning("could not take back %s now; the admission timeout will", job_id, exc_info=True)
 
@@ -141,15 +146,19 @@ class DispatcherLoop(threading.Thread):
         wake = _RedisWake(self.settings, self.wakeup) if self.settings.redis_url else None
         if wake is not None:
             wake.start()
+        broker_backoff = 0.0
         while not self.stopped.is_set():
             try:
-                retry_transient(lambda: dispatch_once(self.session_factory, self.settings, self.send),
-                                deadline_s=30.0, what="dispatcher pass")
+                report = retry_transient(lambda: dispatch_once(self.session_factory, self.settings, self.send),
+                                         deadline_s=30.0, what="dispatcher pass")
+                # The broker refused a send: back off (up to 30 s) instead of admitting and taking back
+                # the same jobs every pass while it is down.
+                broker_backoff = min(30.0, max(1.0, broker_backoff * 2)) if report.unsent else 0.0
             except TRANSIENT_DB_ERRORS:
                 log.warning("database unreachable; the dispatcher keeps trying")
             except Exception:
                 log.exception("dispatcher pass failed")
-            self.stopped.wait(self.min_gap)  # a burst of submissions shares one pass
+            self.stopped.wait(self.min_gap + broker_backoff)  # a burst of submissions shares one pass
             self.wakeup.wait(max(0.0, self.settings.dispatch_interval_s - self.min_gap))
             self.wakeup.clear()
         if wake is not None:
