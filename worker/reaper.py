@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.crud import jobs as job_crud
@@ -67,16 +67,21 @@ def reap_expired_leases(session: Session, settings: Settings, now: datetime) -> 
     return requeued
 
 
-def release_worker_jobs(session: Session, worker_id: str, why: str) -> list[str]:
-    """A worker shutting down hands back what it still holds: claimed jobs go back in line without
-    spending an attempt (their last checkpoint stays), unclaimed admissions are taken back."""
+def release_worker_jobs(session: Session, worker_id: str, why: str, *, crashed: bool = False,
+                        max_attempts: int = 3) -> list[str]:
+    """A worker hands back what it still holds: unclaimed admissions are taken back; claimed jobs go back
+    in line to resume from their last checkpoint -- without spending an attempt when the worker shut
+    down, spending one when their process died with it (``crashed``)."""
     taken = take_back_admissions(session, [worker_id], why)
     rows = list(session.execute(select(Job).where(Job.lease_owner == worker_id,
                                                   Job.status.in_(job_crud.ACTIVE_STATUSES))
                                 .with_for_update()).scalars())
     for job in rows:
+        if crashed:
+            job_crud.release_for_failure(session=session, job=job, max_attempts=max_attempts,
+                                         failure={"code": "worker_lost", "message": f"worker {worker_id}: {why}"})
+            continue
         job_crud.add_event(session=session, job_id=job.id, level="warn",
                            message=f"Handed back by worker {worker_id} ({why}); re-queued to resume")
         job_crud.requeue(job)
-    session.execute(update(Worker).where(Worker.id == worker_id).values(state=WorkerState.stopped))
     return taken + [j.id for j in rows]

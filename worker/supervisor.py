@@ -8,6 +8,7 @@ without spending an attempt. Celery's own warm shutdown would wait for a trainin
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -25,11 +26,14 @@ from models.crud import jobs as job_crud
 from models.db import make_engine, make_sessionmaker, retry_transient, session_scope
 from models.job import Job
 from models.settings import Settings
+from models.worker import Worker, WorkerState
 from worker import registry
 from worker.dispatcher import worker_queue
 from worker.reaper import release_worker_jobs, take_back_admissions
 
 log = logging.getLogger(__name__)
+# Celery is started again when it exits on its own, unless it did so more than MAX_CRASHES times in the window.
+MAX_CRASHES, CRASH_WINDOW_S = 5, 600
 
 
 @dataclass(frozen=True)
@@ -70,20 +74,32 @@ class Supervisor:
                  ",".join(self.options.queues))
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_requested.set())
+        self._start_celery()
+        interval = min(5.0, max(0.5, self.settings.lease_seconds / 3))
+        crashes: list[float] = []
+        while not self.stop_requested.wait(interval):
+            self._beat(draining=False)
+            if self.child.poll() is None:
+                continue
+            log.error("the Celery process of worker %s exited (%s); starting it again", self.worker_id,
+                      self.child.returncode)
+            self._release_jobs(f"its worker's Celery process exited ({self.child.returncode})", crashed=True)
+            crashes = [t for t in crashes if time.monotonic() - t < CRASH_WINDOW_S] + [time.monotonic()]
+            if len(crashes) > MAX_CRASHES:
+                log.error("Celery exited %d times in %d s; worker %s gives up", len(crashes), CRASH_WINDOW_S,
+                          self.worker_id)
+                break
+            self._start_celery()
+        return self._shut_down()
+
+    def _start_celery(self) -> None:
         env = {**os.environ, "LORAFLEET_WORKER_ID": self.worker_id, "LORAFLEET_DEVICE_KIND": self.devices.kind}
         if self.options.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.options.gpus))
         self.child = subprocess.Popen(
             celery_command(worker_queue(self.settings, self.worker_id), self.slots, self.worker_id,
                            self.options.loglevel), env=env, start_new_session=True,
-            preexec_fn=_die_with_parent)  # noqa: PLW1509 - no other thread exists yet
-        interval = min(5.0, max(0.5, self.settings.lease_seconds / 3))
-        while not self.stop_requested.wait(interval):
-            self._beat(draining=False)
-            if self.child.poll() is not None:
-                log.error("the Celery process of worker %s exited (%s)", self.worker_id, self.child.returncode)
-                break
-        return self._shut_down()
+            preexec_fn=_die_with_parent)  # noqa: PLW1509 - the supervisor runs no other thread
 
     def _register(self) -> None:
         with session_scope(self.factory) as s:
@@ -126,12 +142,21 @@ class Supervisor:
         except Exception:
             log.warning("could not drain worker %s cleanly", self.worker_id, exc_info=True)
         self._stop_celery(still_running=self._held_jobs_or_unknown())
+        self._release_jobs("worker shut down", crashed=False)
+        with contextlib.suppress(Exception), session_scope(self.factory) as s:
+            s.execute(update(Worker).where(Worker.id == self.worker_id)
+                      .values(state=WorkerState.stopped, stopped_at=utcnow()))
+        return 0 if self.child is None or self.child.returncode in (0, -signal.SIGTERM, -signal.SIGKILL) else 1
+
+    def _release_jobs(self, why: str, *, crashed: bool) -> None:
+        """Hand back what this worker holds: a drained job without spending an attempt, one whose process
+        died with Celery as a crash (an attempt, its last checkpoint kept)."""
         try:
             with session_scope(self.factory) as s:
-                release_worker_jobs(s, self.worker_id, "worker shut down")
+                release_worker_jobs(s, self.worker_id, why, crashed=crashed,
+                                    max_attempts=self.settings.max_attempts)
         except Exception:  # its leases run out and the dispatcher re-queues them (spending an attempt)
             log.warning("could not hand back the jobs of %s", self.worker_id, exc_info=True)
-        return 0 if self.child is None or self.child.returncode in (0, -signal.SIGTERM, -signal.SIGKILL) else 1
 
     def _held_jobs_or_unknown(self) -> bool:
         try:
