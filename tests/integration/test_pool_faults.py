@@ -1,7 +1,8 @@
 """Issue 10, faults injected for real: Redis stops, Postgres restarts, the API restarts, two dispatchers
 share a burst, a worker is SIGKILLed, a worker is SIGTERMed mid-training. Each test then checks the
 pool's promises on every job it made: finished, never admitted twice without a take-back, never
-claimed by two workers at once, its finished work kept (steps continue from the checkpoint)."""
+claimed by two workers at once, its finished work kept (steps continue from the checkpoint).
+Two spine bugs are marked xfail where they show (see SUPERVISOR_GIVES_UP and CELERY_DIED)."""
 from __future__ import annotations
 
 import secrets
@@ -14,7 +15,9 @@ from models.db import make_engine, make_sessionmaker
 from tests.conftest import PG_ADMIN, REDIS, _pg_url
 from tests.integration.conftest import wait_for
 from tests.integration.pool_checks import (
+    SMALL_FILE,
     assert_lifecycle,
+    assert_quick_job_runs,
     assert_steps_continue,
     assert_within_slots,
     first_checkpoint,
@@ -30,7 +33,6 @@ from tests.integration.pool_checks import (
 )
 from tests.integration.stack import (
     TOTAL_STEPS,
-    TRAIN,
     Stack,
     all_events_over_http,
     api_process,
@@ -40,7 +42,6 @@ from tests.integration.stack import (
     stack_env,
     submit_fine_tuning,
     submit_preflight,
-    training_bytes,
     two_workers,
     upload_file,
 )
@@ -50,19 +51,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 private_redis = private_servers.private_redis
 private_postgres = private_servers.private_postgres
 LOST_WORDS = ("lease expired", "stopped responding", "died", "Handed back")
-SMALL_FILE = training_bytes(TRAIN[:6])
 
 
 def _psycopg(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://")
-
-
-def assert_quick_job_runs(client, headers, factory) -> None:
-    """A preflight submitted now is admitted, claimed and finished (the broker path works again)."""
-    job_id = submit_preflight(client, headers, upload_file(client, headers, SMALL_FILE))
-    done = wait_terminal(factory, job_id, 120, "a job submitted after the fault")
-    assert done.status == "succeeded", done.error
-    assert_lifecycle(job_events(factory, job_id))
 
 
 @pytest.fixture
@@ -137,21 +129,28 @@ def test_a_redis_outage_does_not_stop_a_running_job(redis_stack, private_redis):
     wait_for(lambda: job_row(stack.factory, late_job).status == "succeeded" or worker.proc.poll() is not None,
              120, 0.5, "the job submitted while Redis was down to finish")
     if worker.proc.poll() is not None:  # the job is not lost: back in line, its failed sends taken back
-        assert job_row(stack.factory, late_job).status == "queued"
-        assert_lifecycle(job_events(stack.factory, late_job), final="queued")
+        assert "Unrecoverable error" in worker.output(), stack.logs()  # the bug below, nothing else
+        late = job_row(stack.factory, late_job)
+        assert (late.status, late.worker_id, late.lease_owner) == ("queued", None, None)
+        assert_lifecycle(job_events(stack.factory, late_job), final="queued", quiet_takebacks=True)
         pytest.xfail(CELERY_DIED)
-    assert_lifecycle(job_events(stack.factory, late_job))  # sends that failed were taken back, not lost
+    # refused sends were taken back (quietly), never claimed twice, not lost
+    assert_lifecycle(job_events(stack.factory, late_job), quiet_takebacks=True)
     assert_quick_job_runs(stack.client, stack.headers, stack.factory)  # the worker's consumer reconnected
 
 
+SUPERVISOR_GIVES_UP = (
+    "spine bug: worker/supervisor.py Supervisor.run ends the worker when its Celery process exits (it "
+    "breaks out of the heartbeat loop, shuts down and marks the Worker row stopped) instead of starting "
+    "Celery again, so one Celery crash takes the worker out of the pool for good")
 CELERY_DIED = (
-    "spine bug: after the Redis outage the worker's Celery process died (kombu 5.7: closing the channel "
-    "restores unacked messages through a connection whose client is None -> AttributeError 'hostname', "
-    "'Unrecoverable error'), and worker/supervisor.py Supervisor.run treats a Celery exit as the end of "
-    "the worker: it shuts down and marks itself stopped instead of starting Celery again")
+    "the worker's Celery process died after the Redis outage (celery/kombu 5.7.0: "
+    "Consumer.on_connection_error_after_connected runs connection.collect(), which clears the transport's "
+    "client, then connection.close() closes the channel again and restoring the in-flight acks_late "
+    "message reads transport.client.hostname -> AttributeError, 'Unrecoverable error'); " + SUPERVISOR_GIVES_UP)
 
 
-@pytest.mark.xfail(strict=True, reason=CELERY_DIED)
+@pytest.mark.xfail(strict=True, reason=SUPERVISOR_GIVES_UP)
 def test_a_worker_outlives_its_celery_process(settings, make_user, api_client, start_worker, session_factory):
     """The Celery process of a worker dies (as kombu's does after a Redis outage with a task in
     flight): the worker starts it again and keeps serving, instead of leaving the pool for good."""
@@ -174,6 +173,7 @@ def test_postgres_restarts_mid_training_fail_no_job(postgres_stack, private_post
     job_id = submit_fine_tuning(stack.client, stack.headers)
     step = wait_steps(stack.factory, job_id, 1)
     for _ in range(2):
+        assert job_row(stack.factory, job_id).status == "running"  # the restart lands mid-training
         private_postgres.restart()
         step = wait_steps(stack.factory, job_id, step + 1, 90)  # training carried on after the restart
     done = wait_terminal(stack.factory, job_id)
