@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts import scheduling
 from models.base import utcnow
 from models.crud import jobs as job_crud
 from models.db import TRANSIENT_DB_ERRORS, retry_transient, session_scope
-from models.job import Job
+from models.job import Job, JobEvent
 from models.settings import Settings
 from worker import pool_facts, reaper
 
@@ -70,19 +70,20 @@ def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, se
         report.preempted = list(plan.preemptions)
         s.flush()
         s.expunge_all()
-    for job in admitted:
+    for job, event_id in admitted:
         try:
             send(job)
             report.admitted.append(job.id)
         except Exception:
             log.exception("could not send job %s to worker %s; it is taken back and placed again", job.id,
                           job.worker_id)
-            _unadmit(session_factory, job.id)
+            _unadmit(session_factory, job.id, event_id)
             report.unsent.append(job.id)
     return report
 
 
-def _apply(s: Session, facts: pool_facts.PoolFacts, plan: scheduling.Plan, now: datetime) -> list[Job]:
+def _apply(s: Session, facts: pool_facts.PoolFacts, plan: scheduling.Plan, now: datetime
+           ) -> list[tuple[Job, int]]:
     """Write the plan down: admissions (placed on a worker), preemptions (pause at the next checkpoint
     and re-queue), and for every job still waiting its reason, position and estimated start."""
     admitted = []
@@ -90,9 +91,9 @@ def _apply(s: Session, facts: pool_facts.PoolFacts, plan: scheduling.Plan, now: 
         job = facts.pending_rows[adm.job_id]
         job.admitted_at, job.worker_id, job.estimated_start = now, adm.worker_id, now
         job.waiting_reason = job.queue_position = None
-        job_crud.add_event(session=s, job_id=job.id, message=f"Admitted to worker {adm.worker_id}",
-                           data={"worker_id": adm.worker_id})
-        admitted.append(job)
+        event = job_crud.add_event(session=s, job_id=job.id, message=f"Admitted to worker {adm.worker_id}",
+                                   data={"worker_id": adm.worker_id})
+        admitted.append((job, event.id))
     for job_id in plan.preemptions:
         job_crud.request_pause(session=s, job=facts.holding_rows[job_id], reason="preempt")
     placed = {a.job_id for a in plan.admissions}
@@ -106,13 +107,14 @@ def _apply(s: Session, facts: pool_facts.PoolFacts, plan: scheduling.Plan, now: 
     return admitted
 
 
-def _unadmit(session_factory: sessionmaker[Session], job_id: str) -> None:
-    """The send failed (the broker is down): the job goes back in line quietly (no event: while Redis is
-    down every pass would add one); the next pass places it again."""
+def _unadmit(session_factory: sessionmaker[Session], job_id: str, event_id: int) -> None:
+    """The send failed (the broker is down): the admission never happened -- the job goes back in line
+    and its "Admitted" event is withdrawn (while Redis is down every pass would otherwise add one)."""
     try:
         with session_scope(session_factory) as s:
             s.execute(update(Job).where(Job.id == job_id, Job.lease_owner.is_(None))
                       .values(admitted_at=None, worker_id=None))
+            s.execute(delete(JobEvent).where(JobEvent.id == event_id))
     except Exception:  # the stale-admission timeout takes it back instead
         log.warning("could not take back %s now; the admission timeout will", job_id, exc_info=True)
 

@@ -57,21 +57,17 @@ def _ends_claim(event) -> bool:
             or "re-queued to resume (attempt" in m or "next_queue" in (event.data or {}))
 
 
-def assert_lifecycle(events, final: str = "succeeded", quiet_takebacks: bool = False) -> None:
+def assert_lifecycle(events, final: str = "succeeded") -> None:
     """Walk the events as the job's admission/claim state machine: an admission only while waiting, a
     claim only of an admission (on the worker it was placed on), a take-back only of an unclaimed
-    admission, a claim's end only while claimed; the walk ends in ``final``.
-
-    ``quiet_takebacks``: the broker was down, and the dispatcher takes back an admission whose send the
-    broker refused without an event (worker.dispatcher._unadmit), so an unclaimed admission may follow
-    another."""
+    admission, a claim's end only while claimed; the walk ends in ``final``. (An admission whose send
+    the broker refused never happened: the dispatcher withdraws its event.)"""
     state, placed_on, trail = "waiting", None, []
     for e in events:
         m = e.message
         trail.append(f"[{state}] {m}")
         if m.startswith("Admitted to worker "):
-            assert state == "waiting" or (quiet_takebacks and state == "admitted"), \
-                f"admitted twice without a take-back: {trail}"
+            assert state == "waiting", f"admitted twice without a take-back: {trail}"
             state, placed_on = "admitted", (e.data or {}).get("worker_id")
         elif m.startswith("Job started on "):
             assert state == "admitted", f"claimed without an admission, or while another claim held: {trail}"
@@ -84,7 +80,7 @@ def assert_lifecycle(events, final: str = "succeeded", quiet_takebacks: bool = F
             assert state == "claimed", f"a claim ended that was not held: {trail}"
             state = "ended" if m.startswith(("Job succeeded", "Job failed", "Job cancelled", "failed after ")) \
                 else "waiting"
-    want = {"ended"} if final in TERMINAL else {"waiting", "admitted"} if quiet_takebacks else {"waiting"}
+    want = {"ended"} if final in TERMINAL else {"waiting"}
     assert state in want, f"ended in {state}: {trail}"
 
 

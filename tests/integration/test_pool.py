@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,7 @@ def test_fair_share_positions_and_estimated_starts_with_two_workers(api_client, 
     rest = predicted[2:]
     later = wait_for(lambda: snapshot(rest, True), 60, 0.2, "estimated starts")
     assert [later[j]["queue_position"] for j in rest] == list(range(1, 6))
-    assert all(later[x]["estimated_start"] <= later[y]["estimated_start"] for x, y in zip(rest, rest[1:]))
+    assert all(later[x]["estimated_start"] <= later[y]["estimated_start"] for x, y in pairwise(rest))
     done = wait_terminal(api_client, a, a_jobs) | wait_terminal(api_client, b, [b_job])
     assert all(v["status"] == "succeeded" for v in done.values()), done
 
@@ -141,7 +142,7 @@ def test_caps_and_priorities_hold(api_client, make_user, start_worker, admin_key
     order = sorted(done, key=lambda j: first_start(api_client, headers, j))
     assert order == [high, mid, low]
     spans = sorted((done[j]["started_at"], done[j]["finished_at"]) for j in order)
-    assert all(prev_end <= start for (_, prev_end), (start, _) in zip(spans, spans[1:]))  # never two at once
+    assert all(prev_end <= start for (_, prev_end), (start, _) in pairwise(spans))  # never two at once
 
 
 def test_a_job_too_big_for_one_worker_waits_with_its_reason_then_runs_on_the_one_that_fits(
@@ -206,7 +207,7 @@ def test_pause_and_resume_five_times_then_succeed_without_spending_attempts(api_
     start_worker(queues=("gpu", "io"))
     seen_steps = 0
     for round_ in range(5):
-        wait_for(lambda: max(steps_of(events(api_client, headers, job_id)), default=0) > seen_steps, 300, 0.3,
+        wait_for(lambda seen=seen_steps: max(steps_of(events(api_client, headers, job_id)), default=0) > seen, 300, 0.3,
                  f"training to advance (round {round_})")
         r = api_client.post(f"/v1/fine_tuning/jobs/{job_id}/pause", headers=headers)
         assert r.status_code == 200, r.text

@@ -150,6 +150,10 @@ def test_a_failed_send_is_taken_back_at_once(pool, settings):
     assert report.admitted == [] and report.unsent == [job_id]
     job = row(pool, job_id)
     assert job.admitted_at is None and job.worker_id is None
+    with pool() as s:  # the admission never happened: its event is withdrawn
+        messages = [e.message for e in job_crud.list_events(session=s, job_id=job_id, after=None, limit=10,
+                                                             ascending=True)]
+    assert not [m for m in messages if m.startswith("Admitted")]
     assert dispatch_once(pool, settings, lambda job: None).admitted == [job_id]
 
 
