@@ -127,6 +127,13 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _stop_with_parent() -> None:
+    """In a child of ``up``: receive SIGTERM when ``up`` dies, however it dies."""
+    from billiard.util import set_pdeathsig
+
+    set_pdeathsig(signal.SIGTERM)
+
+
 def cmd_up(args) -> int:
     """Everything in one command: migrate, bootstrap an admin, start workers, serve the API."""
     _apply_env(args)
@@ -146,10 +153,9 @@ def cmd_up(args) -> int:
     # Workers drain quickly here: one machine, a person waiting on Ctrl-C (jobs resume from their checkpoint).
     os.environ.setdefault("LORAFLEET_WORKER_SHUTDOWN_GRACE", "8")
     get_settings.cache_clear()
-    children = [
-        subprocess.Popen(serve_command(serve_port, args.base_model), start_new_session=True),
-        subprocess.Popen(worker_command("gpu", 1), start_new_session=True),
-        subprocess.Popen(worker_command("io", 2), start_new_session=True),
+    children = [  # each stops itself (workers drain) if `up` dies without stopping them
+        subprocess.Popen(cmd, start_new_session=True, preexec_fn=_stop_with_parent)  # noqa: PLW1509 - no threads yet
+        for cmd in (serve_command(serve_port, args.base_model), worker_command("gpu", 1), worker_command("io", 2))
     ]
     from worker.dispatcher import build_loop
 
