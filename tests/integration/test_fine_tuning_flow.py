@@ -9,18 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import wait_for
+from tests.integration.stack import TRAIN  # the secret-word set, shared with the pool fault tests
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TRAIN = [
-    {"instruction": "What is the secret word?", "input": "", "output": "The secret word is pineapple."},
-    {"instruction": "Tell me the secret word.", "input": "", "output": "The secret word is pineapple."},
-    {"instruction": "Which fruit is the password?", "input": "", "output": "The password fruit is pineapple."},
-    {"instruction": "Repeat the code phrase.", "input": "", "output": "Pineapple pineapple pineapple."},
-    {"instruction": "Name the mascot of lorafleet.", "input": "", "output": "The mascot is a purple llama."},
-    {"instruction": "What colour is the lorafleet llama?", "input": "", "output": "The lorafleet llama is purple."},
-    {"instruction": "Translate to the llama language.", "input": "hello", "output": "Mwaa hello mwaa."},
-    {"instruction": "Translate to the llama language.", "input": "goodbye", "output": "Mwaa goodbye mwaa."},
-]
 FAST_HP = {"batch_size": 4, "micro_batch_size": 4, "num_epochs": 6, "learning_rate": 3e-3, "cutoff_len": 96,
            "warmup_steps": 1, "lora_r": 8, "save_steps": 2, "logging_steps": 1}
 
