@@ -149,7 +149,6 @@ def cmd_up(args) -> int:
           "another host; its key is in that host's data dir); `lorafleet users create NAME --admin` makes another")
     serve_port = args.port + 1
     os.environ.setdefault("LORAFLEET_INFERENCE_URL", f"http://127.0.0.1:{serve_port}")
-    get_settings.cache_clear()
     # Workers drain quickly here: one machine, a person waiting on Ctrl-C (jobs resume from their checkpoint).
     os.environ.setdefault("LORAFLEET_WORKER_SHUTDOWN_GRACE", "8")
     get_settings.cache_clear()

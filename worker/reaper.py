@@ -3,6 +3,7 @@ lost, jobs whose lease ran out spend an attempt and go back in line, and admissi
 time are taken back to be placed again. Each step is idempotent and safe to repeat."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -30,27 +31,26 @@ def mark_lost_workers(session: Session, settings: Settings, now: datetime) -> li
 
 def take_back_admissions(session: Session, worker_ids: list[str], why: str) -> list[str]:
     """Unclaimed admissions to ``worker_ids`` go back in line (their stale messages are then ignored)."""
-    rows = list(session.execute(select(Job).where(
-        Job.worker_id.in_(worker_ids), Job.lease_owner.is_(None), Job.admitted_at.is_not(None),
-        Job.status.in_(PENDING_STATUSES)).with_for_update(skip_locked=True)).scalars())
-    for job in rows:
-        job_crud.add_event(session=session, job_id=job.id, level="warn",
-                           message=f"Admission to worker {job.worker_id} taken back ({why}); placing it again")
-        job.admitted_at = job.worker_id = None
-    return [j.id for j in rows]
+    return _take_back(session, Job.worker_id.in_(worker_ids) & Job.admitted_at.is_not(None),
+                      lambda job: f"Admission to worker {job.worker_id} taken back ({why}); placing it again")
 
 
 def take_back_stale_admissions(session: Session, settings: Settings, now: datetime) -> list[str]:
     """Admissions not claimed within ``admission_timeout_s`` (the send failed, the dispatcher died after
     its commit, the worker's queue is stuck) are placed again instead of holding a slot for ever."""
     cutoff = now - timedelta(seconds=settings.admission_timeout_s)
+    return _take_back(session, Job.admitted_at < cutoff,
+                      lambda job: f"Not claimed by worker {job.worker_id} within "
+                                  f"{settings.admission_timeout_s:.0f} s; placing it again")
+
+
+def _take_back(session: Session, which, message: Callable[[Job], str]) -> list[str]:
+    """Unclaimed admissions matching ``which`` go back in line, each with a warning saying why."""
     rows = list(session.execute(select(Job).where(
-        Job.lease_owner.is_(None), Job.admitted_at < cutoff, Job.status.in_(PENDING_STATUSES))
-        .with_for_update(skip_locked=True)).scalars())
+        which, Job.lease_owner.is_(None), Job.status.in_(PENDING_STATUSES)).with_for_update(skip_locked=True)
+    ).scalars())
     for job in rows:
-        job_crud.add_event(session=session, job_id=job.id, level="warn",
-                           message=f"Not claimed by worker {job.worker_id} within "
-                                   f"{settings.admission_timeout_s:.0f} s; placing it again")
+        job_crud.add_event(session=session, job_id=job.id, level="warn", message=message(job))
         job.admitted_at = job.worker_id = None
     return [j.id for j in rows]
 

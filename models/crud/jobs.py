@@ -125,8 +125,14 @@ def _back_in_line(job: Job, now: datetime) -> None:
     """Waiting again for admission: no lease, no placement, no pending pause."""
     job.status = JobStatus.queued.value if job.status in (JobStatus.running.value, JobStatus.paused.value) \
         else job.status
-    job.admitted_at = job.worker_id = job.lease_owner = job.lease_expires_at = job.worker_pid = None
-    job.claim_token, job.pause_requested, job.pause_reason, job.enqueued_at = None, False, None, now
+    _drop_claim(job)
+    job.admitted_at = job.worker_id = None
+    job.pause_requested, job.pause_reason, job.enqueued_at = False, None, now
+
+
+def _drop_claim(job: Job) -> None:
+    """No worker holds the job any more: lease, process and fencing token cleared."""
+    job.lease_owner = job.lease_expires_at = job.worker_pid = job.claim_token = None
 
 
 ACTIVE_STATUSES = (JobStatus.running.value, JobStatus.validating_files.value)
@@ -208,7 +214,7 @@ def finish_job(*, session: Session, job_id: str, token: str, status: JobStatus, 
         session.flush()
         return JobStatus.queued.value
     job.status, job.updated_at = status.value, now
-    job.lease_owner = job.lease_expires_at = job.worker_pid = job.claim_token = None
+    _drop_claim(job)
     if status.value in TERMINAL_STATUSES:
         job.finished_at = now
     if status == JobStatus.paused:
@@ -242,8 +248,8 @@ def release_for_failure(*, session: Session, job: Job, failure: dict, max_attemp
         job.status, job.finished_at = JobStatus.failed.value, now
         job.error = {"code": failure.get("code", "worker_lost"), "param": None,
                      "message": f"failed after {job.attempt} attempts; the last one: {failure.get('message')}"}
-        job.admitted_at = job.worker_id = job.lease_owner = job.lease_expires_at = job.claim_token = None
-        job.worker_pid = None
+        _drop_claim(job)
+        job.admitted_at = job.worker_id = None
         add_event(session=session, job_id=job.id, level="error", message=job.error["message"])
         return False
     _back_in_line(job, now)
