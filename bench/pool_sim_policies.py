@@ -1,6 +1,6 @@
 """The two policies the pool simulation compares on one trace.
 
-``FairPolicy`` is the product's: it calls ``contracts.scheduling.plan`` (with_estimates=False) with the
+``FairPolicy`` is the product's: it calls ``contracts.scheduling.plan`` (with_positions=False, with_estimates=False) with the
 pool's facts, as the dispatcher does. To keep a pass cheap it hands ``plan`` each user's first
 ``PER_USER`` pending jobs in their own order (FIFO here: all priorities are 0): about one slot frees per
 pass, so a user's deeper jobs could only matter as backfill when all of their first ones do not fit.
@@ -58,7 +58,7 @@ class FairPolicy:
         users = {u: self._state(sim, u, t) for u in active}
         sim.usage_changed.clear()
         p = plan(pending=pending, running=running, workers=self.workers, users=users, now=at(t),
-                 config=self.config, with_estimates=False)
+                 config=self.config, with_positions=False, with_estimates=False)
         return [(self.jobs[a.job_id], a.worker_id) for a in p.admissions], p.preemptions
 
     def _state(self, sim: Engine, user: str, t: float) -> UserState:

@@ -22,7 +22,10 @@ One pass:
    of a user below their share that waited past ``preemption_grace_s`` (else single-device jobs would
    take every slot that frees and the gang would wait until it starves).
 3. Preempt (``scheduling_preemption``) for blocked jobs of users who get no service (below).
-4. Positions and estimated starts (``scheduling_estimates``) when ``with_estimates``.
+4. Queue positions of the jobs still waiting (cheap, every pass the dispatcher makes) and, when
+   ``with_estimates``, their estimated starts (``scheduling_estimates``: a replay of the order onto the
+   pool's slots that costs as much as the pass itself at 10,000 pending jobs, so the dispatcher
+   refreshes them on a slower cadence, ``LORAFLEET_ESTIMATE_INTERVAL``).
 
 Starvation and its bound. A job is *starving* once it has waited longer than ``starvation_s`` and its
 owner runs below their fair share of its queue (weighted water-filling of the queue's devices over
@@ -166,9 +169,9 @@ _NOBODY = UserState()
 
 def plan(*, pending: Sequence[PendingJob], running: Sequence[RunningJob], workers: Sequence[WorkerInfo],
          users: Mapping[str, UserState], now: datetime, config: PolicyConfig = PolicyConfig(),
-         with_estimates: bool = True) -> Plan:
-    """One policy pass. ``with_estimates=False`` skips queue positions and estimated starts (the
-    simulation's inner loop)."""
+         with_positions: bool = True, with_estimates: bool = True) -> Plan:
+    """One policy pass. ``with_estimates=False`` leaves ``estimated_starts`` empty;
+    ``with_positions=False`` leaves ``queue_positions`` empty too (the simulation's inner loop)."""
     result = Plan()
     placement = Placement(workers, running, now, config)
     jobs_running: dict[str, int] = defaultdict(int)
@@ -202,10 +205,11 @@ def plan(*, pending: Sequence[PendingJob], running: Sequence[RunningJob], worker
     if config.preemption and walk.blocked:
         preemptor = Preemptor(running, placement, share, devices)
         result.preemptions = preempt(walk.blocked, preemptor, now, config, result.waiting_reasons)
-    if with_estimates:
+    if with_positions or with_estimates:
         placed = {job.id for job, _ in walk.admitted}
         waiting = [j for j in order if j.id not in placed] if placed else order
         result.queue_positions = queue_positions(waiting)  # admitted jobs are no longer in line
+    if with_estimates:
         result.estimated_starts = estimated_starts(order, walk.admitted, running, workers, users, now, config,
                                                    walk.no_estimate, per_user)
     return result

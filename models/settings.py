@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # The pool (capacity comes from the workers that register; see `lorafleet worker`).
     # Seconds between dispatcher passes (a submission wakes it sooner through Redis).
     dispatch_interval_s: float = Field(default=2.0, gt=0, validation_alias="LORAFLEET_DISPATCH_INTERVAL")
+    # Seconds between refreshes of queued jobs' estimated starts (a replay of the whole queue, as costly
+    # as a pass at 10,000 pending jobs; queue positions are refreshed every pass). 0: every pass.
+    estimate_interval_s: float = Field(default=10.0, ge=0, validation_alias="LORAFLEET_ESTIMATE_INTERVAL")
     # An admission no worker has claimed after this many seconds is taken back and placed again.
     admission_timeout_s: float = Field(default=60.0, gt=0, validation_alias="LORAFLEET_ADMISSION_TIMEOUT")
     # Fair share counts past GPU-seconds with this half-life.

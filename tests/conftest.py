@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import secrets
 from pathlib import Path
 
@@ -58,19 +59,27 @@ def _pg_url(db: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + db
 
 
-@pytest.fixture(scope="session")
-def pg_database():
+@contextmanager
+def migrated_database():
+    """A new Postgres database at the head migration, dropped afterwards; yields its SQLAlchemy URL."""
+    from models.migrate import upgrade_database
+
     name = f"lf_test_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
     url = _pg_url(name).replace("postgresql://", "postgresql+psycopg://")
-    from models.migrate import upgrade_database
+    try:
+        upgrade_database(url)
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    upgrade_database(url)
-    yield url
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+@pytest.fixture(scope="session")
+def pg_database():
+    with migrated_database() as url:
+        yield url
 
 
 @pytest.fixture

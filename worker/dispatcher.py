@@ -52,8 +52,9 @@ def _try_lock(session: Session) -> bool:
 
 
 def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, send: SendFn,
-                  now: datetime | None = None) -> PassReport:
-    """One pass: reap, plan, record, then send the admissions."""
+                  now: datetime | None = None, with_estimates: bool = True) -> PassReport:
+    """One pass: reap, plan, record, then send the admissions. ``with_estimates=False`` keeps the
+    queued jobs' estimated starts as the last pass that made them left them."""
     report, admitted = PassReport(), []
     with session_scope(session_factory) as s:
         if not _try_lock(s):
@@ -65,8 +66,9 @@ def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, se
         s.flush()
         facts = pool_facts.gather(s, settings, now)
         plan = scheduling.plan(pending=facts.pending, running=facts.running, workers=facts.workers,
-                               users=facts.users, now=now, config=pool_facts.policy_config(settings))
-        admitted = _apply(s, facts, plan, now)
+                               users=facts.users, now=now, config=pool_facts.policy_config(settings),
+                               with_estimates=with_estimates)
+        admitted = _apply(s, facts, plan, now, with_estimates)
         report.preempted = list(plan.preemptions)
         s.flush()
         s.expunge_all()
@@ -82,10 +84,11 @@ def dispatch_once(session_factory: sessionmaker[Session], settings: Settings, se
     return report
 
 
-def _apply(s: Session, facts: pool_facts.PoolFacts, plan: scheduling.Plan, now: datetime
-           ) -> list[tuple[Job, int]]:
+def _apply(s: Session, facts: pool_facts.PoolFacts, plan: scheduling.Plan, now: datetime,
+           with_estimates: bool) -> list[tuple[Job, int]]:
     """Write the plan down: admissions (placed on a worker), preemptions (pause at the next checkpoint
-    and re-queue), and for every job still waiting its reason, position and estimated start."""
+    and re-queue), and for every job still waiting its reason, position and (when the plan made them)
+    estimated start."""
     admitted = []
     for adm in plan.admissions:
         job = facts.pending_rows[adm.job_id]
@@ -101,7 +104,7 @@ def _apply(s: Session, facts: pool_facts.PoolFacts, plan: scheduling.Plan, now: 
         if job_id in placed:
             continue
         reason, position = plan.waiting_reasons.get(job_id), plan.queue_positions.get(job_id)
-        start = plan.estimated_starts.get(job_id)
+        start = plan.estimated_starts.get(job_id) if with_estimates else job.estimated_start
         if (job.waiting_reason, job.queue_position, job.estimated_start) != (reason, position, start):
             job.waiting_reason, job.queue_position, job.estimated_start = reason, position, start
     return admitted
@@ -148,11 +151,16 @@ class DispatcherLoop(threading.Thread):
         wake = _RedisWake(self.settings, self.wakeup) if self.settings.redis_url else None
         if wake is not None:
             wake.start()
-        broker_backoff = 0.0
+        broker_backoff, estimates_due_at = 0.0, 0.0
         while not self.stopped.is_set():
             try:
-                report = retry_transient(lambda: dispatch_once(self.session_factory, self.settings, self.send),
-                                         deadline_s=30.0, what="dispatcher pass")
+                with_estimates = time.monotonic() >= estimates_due_at
+                report = retry_transient(
+                    lambda: dispatch_once(self.session_factory, self.settings, self.send,
+                                          with_estimates=with_estimates),
+                    deadline_s=30.0, what="dispatcher pass")
+                if with_estimates and not report.skipped:
+                    estimates_due_at = time.monotonic() + self.settings.estimate_interval_s
                 # The broker refused a send: back off (up to 30 s) instead of admitting and taking back
                 # the same jobs every pass while it is down.
                 broker_backoff = min(30.0, max(1.0, broker_backoff * 2)) if report.unsent else 0.0

@@ -7,7 +7,8 @@ import json
 from bench import pool_sim
 
 FIELDS = {"policy", "jobs", "gpus", "utilisation", "jain_fairness", "light_p50_wait_s", "light_p99_wait_s",
-          "heavy_p50_wait_s", "heavy_p99_wait_s", "preemptions", "wall_s", "policy_pass_10k_ms"}
+          "heavy_p50_wait_s", "heavy_p99_wait_s", "preemptions", "wall_s", "policy_pass_10k_ms",
+          "policy_pass_with_estimates_10k_ms"}
 
 
 def test_small_trace_fair_against_fifo(capsys):

@@ -236,7 +236,7 @@ def replay(pending: list[PendingJob], workers: list[WorkerInfo], now: datetime) 
     while pending:
         users = {u: UserState(decayed_gpu_s=s) for u, s in usage.items()}
         p = plan(pending=pending, running=running, workers=workers, users=users, now=now, config=REPLAY,
-                 with_estimates=False)
+                 with_positions=False, with_estimates=False)
         for adm in p.admissions:
             j = next(j for j in pending if j.id == adm.job_id)
             pending.remove(j)

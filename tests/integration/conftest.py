@@ -45,6 +45,7 @@ def service_env(pg_database, tmp_path_factory, models_cache):
         "LORAFLEET_ADMISSION_TIMEOUT": "45",
         "LORAFLEET_WORKER_SHUTDOWN_GRACE": "30",
         "LORAFLEET_PREEMPTION_GRACE": "4",
+        "LORAFLEET_ESTIMATE_INTERVAL": "1",
     }
     yield env
     import redis

@@ -64,7 +64,7 @@ def stack_env(*, database_url: str, redis_url: str, data_dir: Path, models_cache
            "LORAFLEET_NAMESPACE": f"f{secrets.token_hex(3)}-", "LORAFLEET_LEASE_SECONDS": "4",
            "LORAFLEET_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024), "LORAFLEET_MAX_ATTEMPTS": "3",
            "LORAFLEET_DISPATCH_INTERVAL": "0.5", "LORAFLEET_ADMISSION_TIMEOUT": "45",
-           "LORAFLEET_WORKER_SHUTDOWN_GRACE": "30"}
+           "LORAFLEET_WORKER_SHUTDOWN_GRACE": "30", "LORAFLEET_ESTIMATE_INTERVAL": "1"}
     return {**env, **overrides}
 
 

@@ -14,22 +14,33 @@ from models.base import utcnow
 from models.crud import jobs as job_crud
 from models.crud.usage import add_usage
 from models.crud.users import create_user
-from models.db import session_scope
+from models.db import make_engine, make_sessionmaker, session_scope
 from models.job import Job, JobKind, JobStatus
 from models.settings import Settings
 from models.worker import Worker
+from tests.conftest import migrated_database
 from worker.dispatcher import dispatch_once
 
 GiB = 2**30
 
 
+@pytest.fixture(scope="module")
+def private_database():
+    """A database of this module's own: the session's is shared with the integration stacks, whose
+    dispatchers take the same advisory lock and whose rows a test here must never delete."""
+    with migrated_database() as url:
+        engine = make_engine(url)
+        yield make_sessionmaker(engine)
+        engine.dispose()
+
+
 @pytest.fixture
-def pool(db_session_factory):
-    """An empty pool: no jobs, no workers (the shared test database)."""
-    with session_scope(db_session_factory) as s:
+def pool(private_database):
+    """An empty pool: no jobs, no workers."""
+    with session_scope(private_database) as s:
         s.execute(delete(Job))
         s.execute(delete(Worker))
-    yield db_session_factory
+    yield private_database
 
 
 @pytest.fixture
@@ -84,6 +95,22 @@ def test_jobs_go_to_the_queue_of_the_worker_they_were_placed_on(pool, settings):
     waiting = row(pool, jobs[2])
     assert waiting.admitted_at is None and waiting.queue_position == 1 and "free slot" in waiting.waiting_reason
     assert waiting.estimated_start is not None
+
+
+def test_a_pass_without_estimates_keeps_the_last_ones_and_still_moves_positions(pool, settings):
+    """Estimated starts are refreshed on their own cadence (``LORAFLEET_ESTIMATE_INTERVAL``); the passes
+    between keep them and still update every queued job's position."""
+    add_worker(pool, slots=1)
+    user = new_user(pool)
+    jobs = [submit(pool, user) for _ in range(3)]
+    dispatch_once(pool, settings, lambda job: None)
+    before = {j: row(pool, j).estimated_start for j in jobs[1:]}
+    assert all(before.values()) and before[jobs[1]] < before[jobs[2]]
+    finish(pool, jobs[0])
+    report = dispatch_once(pool, settings, lambda job: None, with_estimates=False)
+    assert report.admitted == [jobs[1]]
+    last = row(pool, jobs[2])
+    assert last.queue_position == 1 and last.estimated_start == before[jobs[2]]
 
 
 def test_a_light_user_goes_before_a_heavy_users_third_job(pool, settings):
