@@ -59,8 +59,11 @@ def check_dataset(client, job: dict, seeds: list[dict]) -> list[dict]:
     for row in rows:
         assert row["verdict"] == "kept" and row["provenance"]["teacher_model"] == job["teacher"]["model"]
         assert check.rejection(row["instruction"]) is None
-        assert pool.add(row["instruction"]).kept  # no near-duplicate of a seed or of another kept row
         assert row["output"].strip() and invalid_instance_reason(row["input"], row["output"]) is None
+    # no near-duplicate of a seed or of another kept task (a task may keep up to max_instances_per_task
+    # rows, one per valid instance: those share their instruction)
+    for instruction in dict.fromkeys(row["instruction"] for row in rows):
+        assert pool.add(instruction).kept, instruction
     content = client.files.content(res["training_file"]).text
     lines = [json.loads(x) for x in content.splitlines()]
     assert [x["instruction"] for x in lines] == [r["instruction"] for r in rows]
