@@ -69,6 +69,8 @@ def parse_openai_body(url: str, body: dict, target: ModelTarget, default_max_tok
         "seed": body.get("seed"),
         "stop": stop,
     }
+    if knobs["max_new_tokens"] == 0 and not body.get("echo"):
+        raise RequestError("'max_tokens' must be at least 1 (0 only with 'echo')", "max_tokens")
     inputs: list[dict[str, Any]]
     if url == CHAT_URL:
         messages = body.get("messages")

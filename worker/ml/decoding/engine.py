@@ -80,6 +80,11 @@ class InferenceEngine:
         return render_instruction(instruction, inp, template or self.prompt_template_for(adapter_dir), self.tokenizer)
 
     def encode(self, request: DecodeRequest) -> list[int]:
+        if request.prompt_ids is not None:
+            vocab = self.model.get_input_embeddings().num_embeddings
+            if any(t >= vocab for t in request.prompt_ids):
+                raise ValueError(f"prompt token ids must be below the vocabulary size ({vocab})")
+            return list(request.prompt_ids)
         if request.prompt is not None:
             return self.tokenizer(request.prompt).input_ids
         template = request.prompt_template or self.prompt_template_for(request.adapter_dir)
