@@ -65,17 +65,42 @@ class DecodeRequest(SamplingParams):
         return SamplingParams.model_validate(self.model_dump(include=set(SamplingParams.model_fields)))
 
 
+class TokenPiece(NamedTuple):
+    """A token as OpenAI shows it: its text (``"bytes:\\xe2\\x80"`` when it is only part of a UTF-8
+    character) and its raw UTF-8 bytes."""
+
+    text: str
+    bytes: list[int]
+
+
 @dataclass
 class TokenLogprobs:
     """Log-probabilities of a row's returned tokens: the echoed prompt tokens first (when ``echo``), then
-    the generated ones. ``token_logprobs[i]`` is log p(token_ids[i] | tokens before it) under the model's
-    own distribution (log_softmax of the raw logits, before temperature / top-p / top-k), None for the
-    first prompt token (nothing precedes it). ``top_logprobs[i]``: the k most likely (token id, logprob)
-    at that position, most likely first (empty for the first prompt token)."""
+    the generated ones (the end-of-sequence token included). ``token_logprobs[i]`` is
+    log p(token_ids[i] | tokens before it) under the model's own distribution (log_softmax of the raw
+    logits, before temperature / top-p / top-k), None for the first prompt token (nothing precedes it).
+    ``top_logprobs[i]``: the k most likely (token id, logprob) at that position, most likely first
+    (empty for the first prompt token). ``text_offset[i]``: where token i starts in the prompt + completion
+    text; ``pieces``: the text and bytes of every token id above (the engine fills both)."""
 
     token_ids: list[int] = field(default_factory=list)
     token_logprobs: list[float | None] = field(default_factory=list)
     top_logprobs: list[list[tuple[int, float]]] = field(default_factory=list)
+    text_offset: list[int] = field(default_factory=list)
+    pieces: dict[int, TokenPiece] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+    def since(self, start: int) -> TokenLogprobs:
+        """The tokens from ``start`` on (what a stream chunk carries)."""
+        ids = self.token_ids[start:]
+        tops = self.top_logprobs[start:]
+        used = set(ids) | {t for top in tops for t, _ in top}
+        return TokenLogprobs(ids, self.token_logprobs[start:], tops, self.text_offset[start:],
+                             {t: p for t, p in self.pieces.items() if t in used})
+
+
 
 
 @dataclass

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import torch
 
-from contracts.decoding import DecodeRequest, DecodeResult
+from contracts.decoding import DecodeRequest, DecodeResult, TokenLogprobs
 from worker.ml.decoding.adapter_cache import AdapterLoadError
 from worker.ml.decoding.beams import generate_beams
 from worker.ml.decoding.detokenize import TextAccumulator
 from worker.ml.decoding.kv_prefill import prefill
 from worker.ml.decoding.loaded_model import LoadedModel
+from worker.ml.decoding.logprobs import TokenPieces, prompt_logprobs, step_logprobs
 from worker.ml.decoding.request_prompts import CHAT_TEMPLATE, render_instruction, render_messages
 from worker.ml.decoding.rows import DecodeRow
 from worker.ml.decoding.sampling import make_generator, select_next_tokens
@@ -34,12 +35,14 @@ from worker.ml.decoding.sampling import make_generator, select_next_tokens
 DEFAULT_ADAPTER_CACHE_BYTES = 1 << 30  # LoRA weights kept resident (r=8 q/v on a 7B model is ~17 MB)
 DeltaCallback = Callable[[int, str], None]  # (request index, new text)
 ResultCallback = Callable[[int, DecodeResult], None]  # (request index, its finished result)
+LogprobsCallback = Callable[[int, TokenLogprobs], None]  # (request index, its tokens since the last call)
+Event = tuple[int, str, bool, TokenLogprobs | None]  # (request index, new text, finished, new tokens' logprobs)
 
 
 class TextStream:
     """Iterator of text deltas for one request; ``result`` is set once it is exhausted."""
 
-    def __init__(self, events: Iterator[tuple[int, str]], results: list[DecodeResult]) -> None:
+    def __init__(self, events: Iterator[tuple[int, str]], results: list[DecodeResult]) -> None:  # (index, delta)
         self._events = events
         self._results = results
         self.result: DecodeResult | None = None
@@ -64,6 +67,7 @@ class InferenceEngine:
         self.model, self.tokenizer, self.adapters = self.loaded.model, self.loaded.tokenizer, self.loaded.adapters
         self.device, self.dtype = self.loaded.device, self.loaded.dtype
         self.max_positions = self.loaded.max_positions
+        self.pieces = TokenPieces(self.tokenizer)
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.prefill_group_min_tokens = 512  # a prefill group is split off only past this many real tokens
@@ -93,13 +97,18 @@ class InferenceEngine:
 
     # --- decoding
     def generate(self, requests: list[DecodeRequest], on_delta: DeltaCallback | None = None,
-                 on_result: ResultCallback | None = None, is_cancelled: Callable[[int], bool] | None = None
-                 ) -> list[DecodeResult]:
+                 on_result: ResultCallback | None = None, is_cancelled: Callable[[int], bool] | None = None,
+                 on_logprobs: LogprobsCallback | None = None) -> list[DecodeResult]:
         """One result per request, in order. ``on_delta(i, text)`` streams text as it is decoded;
-        ``on_result(i, result)`` fires as soon as row ``i`` is finished (before the batch is);
-        a row for which ``is_cancelled(i)`` turns true stops at the next token (finish "stop")."""
+        ``on_logprobs(i, logprobs)`` (rows that ask for logprobs) streams the tokens decoded since its
+        last call, just before the ``on_delta`` of the same step; ``on_result(i, result)`` fires as soon
+        as row ``i`` is finished (before the batch is); a row for which ``is_cancelled(i)`` turns true
+        stops at the next token (finish "stop")."""
         results: list[DecodeResult] = [None] * len(requests)  # type: ignore[list-item]
-        for index, delta, finished in self._run(requests, results, on_delta is not None, is_cancelled):
+        stream = on_delta is not None or on_logprobs is not None
+        for index, delta, finished, logprobs in self._run(requests, results, stream, is_cancelled):
+            if on_logprobs is not None and logprobs is not None:
+                on_logprobs(index, logprobs)
             if on_delta is not None and delta:
                 on_delta(index, delta)
             if on_result is not None and finished:
@@ -109,21 +118,29 @@ class InferenceEngine:
     def stream(self, request: DecodeRequest) -> TextStream:
         """Text deltas of one request as they are decoded; ``.result`` once exhausted."""
         results: list[DecodeResult] = [None]  # type: ignore[list-item]
-        return TextStream(((i, d) for i, d, _ in self._run([request], results, stream=True)), results)
+        return TextStream(((i, d) for i, d, _, _ in self._run([request], results, stream=True)), results)
 
     def _run(self, requests: list[DecodeRequest], results: list[DecodeResult], stream: bool,
-             is_cancelled: Callable[[int], bool] | None = None) -> Iterator[tuple[int, str, bool]]:
-        """Yields (request index, new text, finished) events; fills ``results`` as rows finish."""
+             is_cancelled: Callable[[int], bool] | None = None) -> Iterator[Event]:
+        """Yields (request index, new text, finished, new tokens' logprobs when ``stream``) events; fills
+        ``results`` as rows finish. Echo rows first yield their prompt (scored when they ask for logprobs);
+        rows with ``max_new_tokens == 0`` end there."""
         rows = self._prepare(requests, results)
         for i, res in enumerate(results):
             if res is not None:
-                yield i, "", True
+                yield i, "", True, None
         pinned = {r.adapter for r in rows}
         self.adapters.evict(pinned)
+        for row in self._start_logprobs(rows):
+            if row.request.max_new_tokens == 0:
+                row.finish = "length"
+                results[row.index] = self._result(row)
+            yield row.index, self._prompt_text(row), row.finish is not None, self._new_logprobs(row, stream)
+        rows = [r for r in rows if r.finish is None]
         beam_rows = [r for r in rows if r.request.num_beams > 1]
         for row, result in generate_beams(self.loaded, beam_rows, self.max_batch_size):
             results[row.index] = result
-            yield row.index, result.text, True
+            yield row.index, result.text, True, None
         for bucket in self._buckets([r for r in rows if r.request.num_beams == 1]):
             for row in bucket:
                 if stream or row.request.stop:
@@ -131,7 +148,39 @@ class InferenceEngine:
             for row, delta in self._decode(bucket, is_cancelled):
                 if row.finish is not None:
                     results[row.index] = self._result(row)
-                yield row.index, delta, row.finish is not None
+                yield row.index, delta, row.finish is not None, self._new_logprobs(row, stream)
+
+    def _start_logprobs(self, rows: list[DecodeRow]) -> list[DecodeRow]:
+        """Set up the logprobs of the rows that ask for them, score the prompts of echo rows (all in one
+        ``score_continuations`` call); return the echo rows."""
+        echo = [r for r in rows if r.request.echo]
+        scored = [r for r in echo if r.request.logprobs is not None]
+        prompt_scores = dict(zip((r.index for r in scored), prompt_logprobs(self.loaded, scored, self.max_batch_tokens)))
+        for row in rows:
+            if row.request.logprobs is None:
+                continue
+            row.logprobs = TokenLogprobs()
+            if not row.request.echo:
+                row.text_offset = len(self._prompt_text(row))
+                continue
+            for token, (logprob, top) in zip(row.prompt_ids, prompt_scores[row.index]):
+                row.text_offset = self.pieces.add(row.logprobs, row.text_offset, token, logprob, top)
+        return echo
+
+    def _prompt_text(self, row: DecodeRow) -> str:
+        """The prompt as text (what ``echo`` returns before the completion)."""
+        if row.request.prompt is not None:
+            return row.request.prompt
+        return self.tokenizer.decode(row.prompt_ids, skip_special_tokens=False)
+
+    @staticmethod
+    def _new_logprobs(row: DecodeRow, stream: bool) -> TokenLogprobs | None:
+        """The row's tokens not yet handed out with an event (streaming only; None when there are none)."""
+        if not stream or row.logprobs is None or len(row.logprobs) == row.reported:
+            return None
+        new = row.logprobs.since(row.reported)
+        row.reported = len(row.logprobs)
+        return new
 
     def _prepare(self, requests: list[DecodeRequest], results: list[DecodeResult]) -> list[DecodeRow]:
         rows = []
@@ -144,6 +193,8 @@ class InferenceEngine:
                 continue
             if not ids:
                 results[i] = DecodeResult("", "error", 0, 0, error="the prompt is empty")
+            elif req.num_beams > 1 and req.logprobs is not None:
+                results[i] = DecodeResult("", "error", len(ids), 0, error="logprobs are not available with beam search")
             elif len(ids) + req.max_new_tokens > self.max_positions:
                 results[i] = DecodeResult("", "error", len(ids), 0, error=(
                     f"context_length_exceeded: {len(ids)} prompt tokens + {req.max_new_tokens} new tokens > "
@@ -173,7 +224,11 @@ class InferenceEngine:
         generators = [make_generator(r.request) for r in rows]
         while True:
             with torch.inference_mode():
+                scored = [j for j, r in enumerate(rows) if r.logprobs is not None]
+                raw = logits[torch.tensor(scored, device=logits.device)] if scored else None  # a copy: raw logits
                 tokens = select_next_tokens(logits, [r.request for r in rows], generators)
+                if raw is not None:
+                    self._record_logprobs([rows[j] for j in scored], raw, tokens[scored])
             keep = []
             for j, (row, token) in enumerate(zip(rows, tokens.tolist())):
                 delta = self._advance(row, token)
@@ -197,6 +252,12 @@ class InferenceEngine:
                 logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
                                     cache=cache, use_cache=True).logits[:, -1]
 
+    def _record_logprobs(self, rows: list[DecodeRow], raw_logits: torch.Tensor, tokens: torch.Tensor) -> None:
+        """Append each row's chosen token with its log-probability under the raw logits."""
+        steps = step_logprobs(raw_logits, tokens, [r.request.logprobs or 0 for r in rows])
+        for row, token, (logprob, top) in zip(rows, tokens.tolist(), steps):
+            row.text_offset = self.pieces.add(row.logprobs, row.text_offset, token, logprob, top)
+
     def _advance(self, row: DecodeRow, token: int) -> str:
         """Record one new token of a row; return its new visible text and set ``finish`` when done."""
         row.out_ids.append(token)
@@ -218,5 +279,7 @@ class InferenceEngine:
         text = self.tokenizer.decode(body, skip_special_tokens=True)
         if row.acc is not None and row.acc.stopped_at >= 0:
             text = row.acc.text[:row.acc.stopped_at]
-        return DecodeResult(text, row.finish or "length", len(row.prompt_ids), len(row.out_ids))
+        if row.request.echo:
+            text = self._prompt_text(row) + text
+        return DecodeResult(text, row.finish or "length", len(row.prompt_ids), len(row.out_ids), logprobs=row.logprobs)
 

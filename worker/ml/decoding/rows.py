@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from contracts.decoding import DecodeRequest
+from contracts.decoding import DecodeRequest, TokenLogprobs
 from worker.ml.decoding.detokenize import TextAccumulator
 
 
@@ -24,6 +24,9 @@ class DecodeRow:
     acc: TextAccumulator | None = None  # set when deltas or stop sequences are needed
     out_ids: list[int] = field(default_factory=list)
     finish: str | None = None  # "stop" | "length" once the row is done
+    logprobs: TokenLogprobs | None = None  # returned tokens' log-probabilities, when the request asks for them
+    text_offset: int = 0  # where the next returned token starts in the prompt + completion text
+    reported: int = 0  # tokens of ``logprobs`` already handed out with an event (streaming)
 
 
 def left_pad(sequences: list[list[int]], pad_id: int, device: torch.device | None = None
