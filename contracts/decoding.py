@@ -9,8 +9,9 @@ from typing import Literal, NamedTuple
 from pydantic import ConfigDict, Field, model_validator
 
 from contracts.configs import SamplingParams
+from contracts.structured import OutputConstraint
 
-FinishReason = Literal["stop", "length", "error"]
+FinishReason = Literal["stop", "length", "error", "tool_calls"]
 
 
 class ModelTarget(NamedTuple):
@@ -49,6 +50,8 @@ class DecodeRequest(SamplingParams):
     prompt_template: str | None = None
     logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     echo: bool = False
+    tools: list[dict] | None = None  # OpenAI function tools shown in the chat prompt (contracts.tools)
+    constraint: OutputConstraint | None = None  # grammar of the answer (response_format / tools)
 
     @model_validator(mode="after")
     def _one_input(self):
@@ -111,6 +114,7 @@ class DecodeResult:
     completion_tokens: int
     error: str | None = None  # set (with finish_reason "error") when this row alone failed
     logprobs: TokenLogprobs | None = None  # set when the request asked for ``logprobs``
+    tool_calls: list[dict] | None = None  # OpenAI ``tool_calls`` read from the answer (contracts.tools)
 
     @property
     def ok(self) -> bool:

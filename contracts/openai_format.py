@@ -5,7 +5,8 @@ Accepted: ``/v1/chat/completions`` (``messages``) and ``/v1/completions`` (``pro
 list of strings), with ``max_tokens``/``max_completion_tokens``, ``temperature``, ``top_p``, ``n``,
 ``stop``, ``seed``, ``stream``, ``stream_options`` and two extensions, ``top_k`` and ``num_beams``.
 Defaults follow OpenAI (temperature 1, i.e. sampling) unless the caller passes others.
-Unsupported knobs with a non-neutral value (logprobs, penalties, logit_bias, tools, echo...) are
+``response_format`` and ``tools`` / ``tool_choice`` become the row's grammar (``contracts.structured``,
+``contracts.tools``). Unsupported knobs with a non-neutral value (penalties, logit_bias...) are
 refused with an OpenAI error object rather than silently ignored.
 """
 from __future__ import annotations
@@ -17,14 +18,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from contracts.decoding import DecodeRequest, DecodeResult, ModelTarget
+from contracts.structured import ConstraintError
+from contracts.tools import assistant_message, output_knobs
 
 CHAT_URL = "/v1/chat/completions"
 COMPLETIONS_URL = "/v1/completions"
 MAX_N = 16
 _NEUTRAL = {"logprobs": (None, False), "top_logprobs": (None, 0), "presence_penalty": (None, 0, 0.0),
             "frequency_penalty": (None, 0, 0.0), "logit_bias": (None, {}), "echo": (None, False),
-            "best_of": (None, 1), "suffix": (None, ""), "tools": (None, []), "functions": (None, []),
-            "tool_choice": (None, "none", "auto"), "response_format": (None, {"type": "text"})}
+            "best_of": (None, 1), "suffix": (None, ""), "functions": (None, [])}
 
 
 class RequestError(Exception):
@@ -69,6 +71,10 @@ def parse_openai_body(url: str, body: dict, target: ModelTarget, default_max_tok
         "seed": body.get("seed"),
         "stop": stop,
     }
+    try:  # response_format / tools: the answer's grammar (contracts.structured, contracts.tools)
+        knobs.update(output_knobs(url == CHAT_URL, body, knobs["num_beams"]))
+    except ConstraintError as exc:
+        raise RequestError(str(exc), exc.param) from None
     if knobs["max_new_tokens"] == 0 and not body.get("echo"):
         raise RequestError("'max_tokens' must be at least 1 (0 only with 'echo')", "max_tokens")
     inputs: list[dict[str, Any]]
@@ -125,7 +131,7 @@ def completion_body(url: str, model: str, results: list[DecodeResult], n: int = 
     """A ``chat.completion`` or ``text_completion`` object with ``usage``."""
     created = created or int(time.time())
     if url == CHAT_URL:
-        choices = [{"index": i, "message": {"role": "assistant", "content": r.text, "refusal": None},
+        choices = [{"index": i, "message": assistant_message(r),
                     "logprobs": None, "finish_reason": r.finish_reason} for i, r in enumerate(results)]
         return {"id": response_id or new_id("chatcmpl"), "object": "chat.completion", "created": created,
                 "model": model, "choices": choices, "usage": usage(results, n), "system_fingerprint": None}

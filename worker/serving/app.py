@@ -30,6 +30,7 @@ from contracts.openai_format import (
     stream_chunk,
     usage_chunk,
 )
+from contracts.tools import ToolCallStream, tool_calls_chunk
 from worker.serving.batcher import BatchJob, DynamicBatcher
 
 
@@ -124,8 +125,10 @@ async def _sse_events(job: BatchJob, url: str, model: str, choices: int, n: int,
     if url == CHAT_URL:
         for k in range(choices):
             yield _event(stream_chunk(url, rid, created, model, k, "", role=True))
+    shown = [ToolCallStream(r.constraint) for r in job.requests]  # a tool call's text is not content
     while (item := await job.deltas.get()) is not None:
-        yield _event(stream_chunk(url, rid, created, model, item[0], item[1]))
+        if text := shown[item[0]].visible(item[1]):
+            yield _event(stream_chunk(url, rid, created, model, item[0], text))
     try:
         results: list[DecodeResult] = job.future.result()
         check_results(results, url)
@@ -138,6 +141,8 @@ async def _sse_events(job: BatchJob, url: str, model: str, choices: int, n: int,
         yield "data: [DONE]\n\n"
         return
     for k, res in enumerate(results):
+        if (calls := tool_calls_chunk(rid, created, model, k, res)) is not None:
+            yield _event(calls)
         yield _event(stream_chunk(url, rid, created, model, k, None if url == CHAT_URL else "", res.finish_reason))
     if include_usage:
         yield _event(usage_chunk(url, rid, created, model, results, n))

@@ -22,8 +22,10 @@ from pathlib import Path
 import torch
 
 from contracts.decoding import DecodeRequest, DecodeResult, TokenLogprobs
+from contracts.tools import with_tool_calls
 from worker.ml.decoding.adapter_cache import AdapterLoadError
 from worker.ml.decoding.beams import generate_beams
+from worker.ml.decoding.constraints import BatchGrammar
 from worker.ml.decoding.detokenize import TextAccumulator
 from worker.ml.decoding.kv_prefill import prefill
 from worker.ml.decoding.loaded_model import LoadedModel
@@ -92,7 +94,7 @@ class InferenceEngine:
         if request.prompt is not None:
             return self.tokenizer(request.prompt).input_ids
         template = request.prompt_template or self.prompt_template_for(request.adapter_dir)
-        text, special = render_messages(request.messages, template, self.tokenizer)
+        text, special = render_messages(request.messages, template, self.tokenizer, request.tools)
         return self.tokenizer(text, add_special_tokens=special).input_ids
 
     # --- decoding
@@ -147,7 +149,7 @@ class InferenceEngine:
                     row.acc = TextAccumulator(self.tokenizer, row.request.stop)
             for row, delta in self._decode(bucket, is_cancelled):
                 if row.finish is not None:
-                    results[row.index] = self._result(row)
+                    results[row.index] = with_tool_calls(row.request.constraint, self._result(row))
                 yield row.index, delta, row.finish is not None, self._new_logprobs(row, stream)
 
     def _start_logprobs(self, rows: list[DecodeRow]) -> list[DecodeRow]:
@@ -222,11 +224,15 @@ class InferenceEngine:
         cache, mask, logits = prefill(self.loaded, rows, self.prefill_group_min_tokens)
         positions = mask.sum(-1) - 1  # position of each row's last prompt token
         generators = [make_generator(r.request) for r in rows]
+        grammar = BatchGrammar.of(self.loaded, rows)  # per-row token masks of constrained rows
         while True:
             with torch.inference_mode():
                 scored = [j for j, r in enumerate(rows) if r.logprobs is not None]
                 raw = logits[torch.tensor(scored, device=logits.device)] if scored else None  # a copy: raw logits
-                tokens = select_next_tokens(logits, [r.request for r in rows], generators)
+                allowed = grammar.allowed(rows, logits.shape[-1], logits.device) if grammar else None
+                tokens = select_next_tokens(logits, [r.request for r in rows], generators, allowed)
+                if grammar:
+                    grammar.consume(rows, tokens.tolist())
                 if raw is not None:
                     self._record_logprobs([rows[j] for j in scored], raw, tokens[scored])
             keep = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.prompts import render_prompt
+from worker.ml.decoding.tool_prompts import render_chat, worded_messages
 
 CHAT_TEMPLATE = "chat"
 
@@ -35,13 +36,14 @@ def messages_to_instruction(messages: list[dict]) -> tuple[str, str]:
     return users[-1], system
 
 
-def render_messages(messages: list[dict], template: str, tokenizer: Any) -> tuple[str, bool]:
+def render_messages(messages: list[dict], template: str, tokenizer: Any,
+                    tools: list[dict] | None = None) -> tuple[str, bool]:
+    """``tools`` (OpenAI function tools) and tool turns: see ``tool_prompts``."""
     if template == CHAT_TEMPLATE:
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("this model's tokenizer has no chat template; use an Alpaca prompt template")
-        plain = [{"role": m.get("role"), "content": content_text(m.get("content"))} for m in messages]
-        return tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=True), False
-    instruction, inp = messages_to_instruction(messages)
+        return render_chat(messages, tokenizer, tools), False
+    instruction, inp = messages_to_instruction(worded_messages(messages, tools) if tools else messages)
     return render_prompt(instruction, inp, template), True
 
 

@@ -1,5 +1,6 @@
 """Next-token selection per row: greedy, or temperature / top-k / top-p sampling with a per-row
-seeded generator (a row's draws do not depend on which other rows share its batch)."""
+seeded generator (a row's draws do not depend on which other rows share its batch), optionally under a
+per-row token mask (constrained decoding, ``constraints.py``)."""
 from __future__ import annotations
 
 import random
@@ -33,13 +34,25 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, t
 
 
 def select_next_tokens(logits: torch.Tensor, params: list[SamplingParams],
-                       generators: list[torch.Generator | None]) -> torch.Tensor:
-    """Pick one token per row of ``logits`` (B, V); greedy rows take the argmax."""
+                       generators: list[torch.Generator | None], allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Pick one token per row of ``logits`` (B, V); greedy rows take the argmax. ``allowed`` (B, V bool,
+    from ``constraints.BatchGrammar``) masks each row's tokens before greedy or sampled selection."""
     logits = logits.float()
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
     tokens = logits.argmax(dim=-1)
     for i, (p, gen) in enumerate(zip(params, generators)):
         if gen is None:
             continue
         probs = torch.softmax(filter_logits(logits[i].cpu(), p.temperature, p.top_k, p.top_p), dim=-1)
-        tokens[i] = torch.multinomial(probs, 1, generator=gen).to(tokens.device)[0]
+        tokens[i] = draw(probs, gen).to(tokens.device)
     return tokens
+
+
+def draw(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One token from a probability row by inverse CDF (one uniform draw from ``gen``): the same
+    distribution as ``torch.multinomial``, which on CPU takes ~30 ms per 49k-token row against ~0.1 ms.
+    A token of probability 0 is never drawn (the first index whose cumulative mass exceeds the draw)."""
+    cdf = probs.double().cumsum(0)
+    u = torch.rand((1,), generator=gen, dtype=torch.float64) * cdf[-1]
+    return torch.searchsorted(cdf, u, right=True).clamp(max=probs.numel() - 1)[0]
