@@ -14,6 +14,10 @@ def _apply_env(args: argparse.Namespace) -> None:
     """CLI flags become environment settings, so child processes see the same configuration."""
     if getattr(args, "data_dir", None):
         os.environ["LORAFLEET_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    if getattr(args, "dtype", None):
+        os.environ["LORAFLEET_INFERENCE_DTYPE"] = args.dtype
+    if getattr(args, "deterministic", False):
+        os.environ["LORAFLEET_BATCH_INVARIANT"] = "1"
     from models.settings import get_settings
 
     get_settings.cache_clear()
@@ -200,16 +204,26 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--data-dir", help="state directory (default: $LORAFLEET_DATA_DIR or ~/.local/share/lorafleet)")
         return sp
 
+    def with_inference_flags(sp):
+        sp.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=None,
+                        help="inference precision (default: $LORAFLEET_INFERENCE_DTYPE or auto: bf16 where native)")
+        sp.add_argument("--deterministic", action="store_true", default=None,
+                        help="batch-invariant decoding: a greedy answer does not depend on the requests that "
+                             "shared its batch; each request is decoded alone (slower). $LORAFLEET_BATCH_INVARIANT")
+        return sp
+
     up = with_data_dir(sub.add_parser("up", help="API + workers on one machine (SQLite + embedded broker by default)"))
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8000, help="API port; the inference server takes the next one")
     up.add_argument("--base-model", default="smollm2-135m-instruct", help="base model the inference server serves")
+    with_inference_flags(up)
     up.set_defaults(func=cmd_up)
 
     sv = with_data_dir(sub.add_parser("serve", help="the inference server for one base model (internal)"))
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8001)
     sv.add_argument("--base-model", default="smollm2-135m-instruct")
+    with_inference_flags(sv)
     sv.set_defaults(func=cmd_serve)
 
     api = with_data_dir(sub.add_parser("api", help="serve the HTTP API (production)"))

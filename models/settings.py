@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,6 +85,13 @@ class Settings(BaseSettings):
         return self.api_workers or max(1, os.cpu_count() or 1)
     # Torch device for workers: "auto", "cpu", "cuda".
     device: str = Field(default="auto", validation_alias="LORAFLEET_DEVICE")
+    # Precision of the inference server (`lorafleet serve`): "auto" (bf16 where the hardware runs it natively, else
+    # fp32 on CPU / fp16 on old GPUs), "float32", "bfloat16" or "float16". Batch and eval jobs choose per job.
+    inference_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", validation_alias="LORAFLEET_INFERENCE_DTYPE")
+    # Batch-invariant decoding (inference server and batch jobs): every request is decoded in a batch of its own,
+    # so a greedy answer does not depend on what else shared the batch (costs throughput; README).
+    batch_invariant: bool = Field(default=False, validation_alias="LORAFLEET_BATCH_INVARIANT")
     # Torch CPU threads per job process and per inference server; 0: torch's default (every core). Set it
     # when several torch processes share one host's cores (e.g. `lorafleet up` on a small machine).
     torch_threads: int = Field(default=0, ge=0, le=1024, validation_alias="LORAFLEET_TORCH_THREADS")

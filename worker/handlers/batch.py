@@ -98,7 +98,8 @@ def run_batch_job(ctx: JobContext) -> dict:
 
         with ctx.session() as s:
             model_dir = resolve_base_model_dir(s, ctx.settings, base)
-        engine = InferenceEngine(model_dir, device=ctx.settings.device, dtype=p.get("precision", "auto"))
+        engine = InferenceEngine(model_dir, device=ctx.settings.device, dtype=p.get("precision", "auto"),
+                                 batch_invariant=ctx.settings.batch_invariant)
         ctx.emit(f"Loaded {base} on {engine.device} ({str(engine.dtype).removeprefix('torch.')}); "
                  f"{len(todo)} requests to run")
 

@@ -32,4 +32,8 @@ def create_service_app(settings: Settings, base_model: str) -> FastAPI:
             raise LookupError(f"{name} runs on {ref.base_model}; this server serves {base_model}")
         return ref.target
 
-    return create_serving_app(lambda: InferenceEngine(model_dir, device=settings.device), resolve_model)
+    def engine():
+        return InferenceEngine(model_dir, device=settings.device, dtype=settings.inference_dtype,
+                               batch_invariant=settings.batch_invariant)
+
+    return create_serving_app(engine, resolve_model)
