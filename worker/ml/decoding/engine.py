@@ -63,14 +63,18 @@ class TextStream:
 class InferenceEngine:
     def __init__(self, base_model_dir: Path, device: str = "auto", dtype: str = "auto",
                  adapter_cache_bytes: int = DEFAULT_ADAPTER_CACHE_BYTES, max_batch_size: int = 32,
-                 max_batch_tokens: int = 16384) -> None:
+                 max_batch_tokens: int = 16384, batch_invariant: bool = False) -> None:
         self.base_model_dir = Path(base_model_dir)
         self.loaded = LoadedModel.load(self.base_model_dir, device, dtype, adapter_cache_bytes)
         self.model, self.tokenizer, self.adapters = self.loaded.model, self.loaded.tokenizer, self.loaded.adapters
         self.device, self.dtype = self.loaded.device, self.loaded.dtype
         self.max_positions = self.loaded.max_positions
         self.pieces = TokenPieces(self.tokenizer)
-        self.max_batch_size = max_batch_size
+        # batch_invariant: every row is decoded in a batch of its own, so its answer cannot depend on what
+        # else was submitted with it (left padding, matmul shapes and adapter routing change with the batch;
+        # see README "Deterministic mode"); throughput falls to one row's.
+        self.batch_invariant = batch_invariant
+        self.max_batch_size = 1 if batch_invariant else max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.prefill_group_min_tokens = 512  # a prefill group is split off only past this many real tokens
 
