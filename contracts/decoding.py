@@ -104,8 +104,6 @@ class TokenLogprobs:
                              {t: p for t, p in self.pieces.items() if t in used})
 
 
-
-
 @dataclass
 class DecodeResult:
     text: str

@@ -1,9 +1,10 @@
 """OpenAI request bodies -> engine requests, engine results -> OpenAI response objects (torch-free).
 
 Used by batch runs (``batch_run.py``) and the serving process (``worker/serving``) alike.
-Accepted: ``/v1/chat/completions`` (``messages``) and ``/v1/completions`` (``prompt``: a string or a
-list of strings), with ``max_tokens``/``max_completion_tokens``, ``temperature``, ``top_p``, ``n``,
-``stop``, ``seed``, ``stream``, ``stream_options`` and two extensions, ``top_k`` and ``num_beams``.
+Accepted: ``/v1/chat/completions`` (``messages``) and ``/v1/completions`` (``prompt``: a string, token ids, or a
+list of either), with ``max_tokens``/``max_completion_tokens``, ``temperature``, ``top_p``, ``n``,
+``stop``, ``seed``, ``stream``, ``stream_options``, log-probabilities and ``echo``
+(``contracts.openai_logprobs``) and two extensions, ``top_k`` and ``num_beams``.
 Defaults follow OpenAI (temperature 1, i.e. sampling) unless the caller passes others.
 ``response_format`` and ``tools`` / ``tool_choice`` become the row's grammar (``contracts.structured``,
 ``contracts.tools``). Unsupported knobs with a non-neutral value (penalties, logit_bias...) are
@@ -17,15 +18,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contracts.decoding import DecodeRequest, DecodeResult, ModelTarget
+from contracts.decoding import DecodeRequest, DecodeResult, ModelTarget, TokenLogprobs
+from contracts.openai_logprobs import (
+    LogprobsError,
+    chat_logprobs,
+    completion_logprobs,
+    logprob_knobs,
+    prompt_inputs,
+)
 from contracts.structured import ConstraintError
 from contracts.tools import assistant_message, output_knobs
 
 CHAT_URL = "/v1/chat/completions"
 COMPLETIONS_URL = "/v1/completions"
 MAX_N = 16
-_NEUTRAL = {"logprobs": (None, False), "top_logprobs": (None, 0), "presence_penalty": (None, 0, 0.0),
-            "frequency_penalty": (None, 0, 0.0), "logit_bias": (None, {}), "echo": (None, False),
+_NEUTRAL = {"presence_penalty": (None, 0, 0.0),
+            "frequency_penalty": (None, 0, 0.0), "logit_bias": (None, {}),
             "best_of": (None, 1), "suffix": (None, ""), "functions": (None, [])}
 
 
@@ -75,8 +83,13 @@ def parse_openai_body(url: str, body: dict, target: ModelTarget, default_max_tok
         knobs.update(output_knobs(url == CHAT_URL, body, knobs["num_beams"]))
     except ConstraintError as exc:
         raise RequestError(str(exc), exc.param) from None
-    if knobs["max_new_tokens"] == 0 and not body.get("echo"):
-        raise RequestError("'max_tokens' must be at least 1 (0 only with 'echo')", "max_tokens")
+    try:  # logprobs / top_logprobs / echo (contracts.openai_logprobs)
+        knobs.update(logprob_knobs(url == CHAT_URL, body, knobs["num_beams"]))
+    except LogprobsError as exc:
+        raise RequestError(str(exc), exc.param, exc.code) from None
+    if knobs["max_new_tokens"] == 0 and not knobs["echo"]:
+        name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+        raise RequestError(f"'{name}' must be at least 1 (0 only with 'echo')", name)
     inputs: list[dict[str, Any]]
     if url == CHAT_URL:
         messages = body.get("messages")
@@ -85,12 +98,10 @@ def parse_openai_body(url: str, body: dict, target: ModelTarget, default_max_tok
                                "missing_required_parameter")
         inputs = [{"messages": messages}]
     else:
-        prompt = body.get("prompt")
-        prompts = [prompt] if isinstance(prompt, str) else prompt
-        if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-            raise RequestError("'prompt' must be a string or a non-empty list of strings", "prompt",
-                               "missing_required_parameter")
-        inputs = [{"prompt": p} for p in prompts]
+        try:
+            inputs = prompt_inputs(body.get("prompt"))
+        except LogprobsError as exc:
+            raise RequestError(str(exc), exc.param, exc.code) from None
     requests = []
     for item in inputs:
         for i in range(n):
@@ -113,6 +124,8 @@ def check_results(results: list[DecodeResult], url: str = CHAT_URL) -> None:
         if r.error is not None:
             if r.error.startswith("context_length_exceeded"):
                 raise RequestError(r.error, "messages" if url == CHAT_URL else "prompt", "context_length_exceeded", 400)
+            if r.error.startswith("invalid_prompt"):
+                raise RequestError(r.error, "messages" if url == CHAT_URL else "prompt", "invalid_value", 400)
             raise RequestError(r.error, "model", "model_error", 500, "server_error")
 
 
@@ -132,26 +145,29 @@ def completion_body(url: str, model: str, results: list[DecodeResult], n: int = 
     created = created or int(time.time())
     if url == CHAT_URL:
         choices = [{"index": i, "message": assistant_message(r),
-                    "logprobs": None, "finish_reason": r.finish_reason} for i, r in enumerate(results)]
+                    "logprobs": chat_logprobs(r.logprobs), "finish_reason": r.finish_reason}
+                   for i, r in enumerate(results)]
         return {"id": response_id or new_id("chatcmpl"), "object": "chat.completion", "created": created,
                 "model": model, "choices": choices, "usage": usage(results, n), "system_fingerprint": None}
-    choices = [{"index": i, "text": r.text, "logprobs": None, "finish_reason": r.finish_reason}
-               for i, r in enumerate(results)]
+    choices = [{"index": i, "text": r.text, "logprobs": completion_logprobs(r.logprobs),
+                "finish_reason": r.finish_reason} for i, r in enumerate(results)]
     return {"id": response_id or new_id("cmpl"), "object": "text_completion", "created": created, "model": model,
             "choices": choices, "usage": usage(results, n), "system_fingerprint": None}
 
 
 def stream_chunk(url: str, response_id: str, created: int, model: str, index: int, text: str | None,
-                 finish_reason: str | None = None, role: bool = False) -> dict:
-    """One SSE chunk: ``chat.completion.chunk`` (delta) or ``text_completion`` (text)."""
+                 finish_reason: str | None = None, role: bool = False, logprobs: TokenLogprobs | None = None) -> dict:
+    """One SSE chunk: ``chat.completion.chunk`` (delta) or ``text_completion`` (text), with the
+    log-probabilities of the tokens it carries when the request asked for them."""
     if url == CHAT_URL:
         delta: dict[str, Any] = {"role": "assistant"} if role else {}
         if text is not None:
             delta["content"] = text
-        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        choice = {"index": index, "delta": delta, "logprobs": chat_logprobs(logprobs), "finish_reason": finish_reason}
         return {"id": response_id, "object": "chat.completion.chunk", "created": created, "model": model,
                 "choices": [choice]}
-    choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
+    choice = {"index": index, "text": text or "", "logprobs": completion_logprobs(logprobs),
+              "finish_reason": finish_reason}
     return {"id": response_id, "object": "text_completion", "created": created, "model": model, "choices": [choice]}
 
 

@@ -58,11 +58,17 @@ async def read_body(request: Request, schema: type[BaseModel], url: str) -> dict
         raise APIError(400, "invalid_json", "the request body must be a JSON object")
     try:
         schema.model_validate(body)
-        parse_openai_body(url, body, ModelTarget(body["model"]))
+        errors = []
     except ValidationError as exc:
-        raise validation_error(exc.errors(), status=400) from None
+        errors = exc.errors()
+    if errors and errors[0]["loc"][:1] != ("prompt",):  # a bad prompt: the server's own check names it exactly
+        raise validation_error(errors, status=400)
+    try:
+        parse_openai_body(url, body, ModelTarget(str(body.get("model"))))
     except RequestError as exc:
         raise APIError(exc.status, exc.code, exc.message, exc.param) from None
+    if errors:
+        raise validation_error(errors, status=400)
     return body
 
 

@@ -3,8 +3,8 @@
 The proxy checks a body against these models (and ``contracts.openai_format.parse_openai_body``, the
 inference server's own check) before forwarding it, so a bad request is a 400 naming its ``param``
 even while the inference server is starting. Fields not declared here are forwarded untouched: the
-server accepts OpenAI's other parameters at their neutral values (``logprobs: false``,
-``presence_penalty: 0``, ``tools: []`` ...) and refuses them otherwise, with ``param`` named.
+server accepts OpenAI's other parameters at their neutral values (``presence_penalty: 0``,
+``logit_bias: {}`` ...) and refuses them otherwise, with ``param`` named.
 """
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.decoding import MAX_TOP_LOGPROBS
 from contracts.openai_format import MAX_N
+from contracts.openai_logprobs import MAX_COMPLETION_LOGPROBS
 
 MAX_TOKENS = 32768  # contracts.configs.SamplingParams.max_new_tokens
 StopSequence = Annotated[str, Field(min_length=1)]
@@ -42,8 +44,9 @@ class CompletionKnobs(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1, description="a base model, or the name of one of your adapters")
-    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description="tokens to generate at most")
-    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description="wins over `max_tokens`")
+    max_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS,
+                                   description="tokens to generate at most (0: only with `echo`, scores the prompt)")
+    max_completion_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS, description="wins over `max_tokens`")
     temperature: float | None = Field(None, ge=0, le=2, description="0: greedy; default 1 (sampling)")
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0, le=100000, description="lorafleet extension; 0 or null: off")
@@ -55,12 +58,23 @@ class CompletionKnobs(BaseModel):
     stream_options: StreamOptions | None = None
 
 
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+
 class ChatCompletionRequest(CompletionKnobs):
     messages: list[ChatMessage] = Field(min_length=1, description="the conversation so far")
+    logprobs: bool | None = Field(None, description="return the log-probability of each answer token "
+                                  "(the model's own distribution, before temperature / top-p)")
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS,
+                                     description="with `logprobs`: the most likely alternatives per token")
 
 
 class CompletionRequest(CompletionKnobs):
-    prompt: str | Annotated[list[str], Field(min_length=1)] = Field(description="one prompt, or several")
+    prompt: str | Annotated[list[str], Field(min_length=1)] | TokenIds | Annotated[list[TokenIds], Field(min_length=1)] = (
+        Field(description="one prompt, or several; text or token ids"))
+    logprobs: int | None = Field(None, ge=0, le=MAX_COMPLETION_LOGPROBS, description="log-probability of each "
+                                 "token, and this many alternatives (the model's own distribution)")
+    echo: bool | None = Field(None, description="return the prompt (and its tokens' logprobs) before the completion")
 
 
 class Usage(BaseModel):

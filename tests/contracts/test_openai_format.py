@@ -43,7 +43,8 @@ def test_openai_defaults_and_n_copies():
     (CHAT_URL, {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 5}, "temperature"),
     (CHAT_URL, {"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
     (CHAT_URL, {"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 99}, "n"),
-    (CHAT_URL, {"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": True}, "logprobs"),
+    (CHAT_URL, {"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": "yes"}, "logprobs"),
+    (CHAT_URL, {"model": "m", "messages": [{"role": "user", "content": "x"}], "presence_penalty": 1}, "presence_penalty"),
     (CHAT_URL, {"model": "m", "messages": [{"role": "user", "content": "x"}], "num_beams": 2,
                 "temperature": 0.5}, None),
 ])

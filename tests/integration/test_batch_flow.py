@@ -71,7 +71,7 @@ def test_sdk_batch_mixes_base_and_two_adapters(openai_client, start_worker, mode
              for m, model in enumerate(models)]
     bad = [chat_line("unknown-model", "ft:nobody:nothing:x", "Hi"),
            chat_line("bad-temperature", BASE, "Hi", temperature=-1),
-           chat_line("unsupported-knob", models[1], "Hi", logprobs=True),
+           chat_line("unsupported-knob", models[1], "Hi", presence_penalty=1),
            {"custom_id": "other-endpoint", "method": "POST", "url": "/v1/completions",
             "body": {"model": BASE, "prompt": "Hi", "max_tokens": 4}}]
     f = upload_batch(client, lines[:4] + bad + lines[4:])

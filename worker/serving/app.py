@@ -127,8 +127,9 @@ async def _sse_events(job: BatchJob, url: str, model: str, choices: int, n: int,
             yield _event(stream_chunk(url, rid, created, model, k, "", role=True))
     shown = [ToolCallStream(r.constraint) for r in job.requests]  # a tool call's text is not content
     while (item := await job.deltas.get()) is not None:
-        if text := shown[item[0]].visible(item[1]):
-            yield _event(stream_chunk(url, rid, created, model, item[0], text))
+        text = shown[item[0]].visible(item[1])
+        if text or item[2] is not None:  # item[2]: the logprobs of the tokens since the last chunk
+            yield _event(stream_chunk(url, rid, created, model, item[0], text, logprobs=item[2]))
     try:
         results: list[DecodeResult] = job.future.result()
         check_results(results, url)

@@ -2,8 +2,9 @@
 together in one engine call (rows of different adapters share the batch).
 
 One background thread owns the engine (engines are not thread-safe). The asyncio side submits a
-job and awaits its future; streaming jobs also receive ``(choice_index, text)`` deltas on an
-asyncio queue, ended by ``None``. A batch that is running is not joined by later requests: they
+job and awaits its future; streaming jobs also receive ``(choice_index, text, logprobs)`` deltas on
+an asyncio queue, ended by ``None`` (``logprobs``: the ``TokenLogprobs`` of the tokens since the
+choice's previous delta, None unless the request asked for log-probabilities). A batch that is running is not joined by later requests: they
 form the next batch (no continuous batching).
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from contracts.decoding import DecodeRequest, DecodeResult
+from contracts.decoding import DecodeRequest, DecodeResult, TokenLogprobs
 
 
 @dataclass
@@ -112,14 +113,20 @@ class DynamicBatcher:
         streaming = any(job.deltas is not None for job in jobs)
         pending = {id(job): len(job.requests) for job in jobs}
         done: dict[int, list[DecodeResult | None]] = {id(job): [None] * len(job.requests) for job in jobs}
+        unsent: dict[int, list[TokenLogprobs]] = {}  # row -> logprobs not yet sent with a delta
+
+        def on_logprobs(i: int, logprobs: TokenLogprobs) -> None:
+            unsent.setdefault(i, []).append(logprobs)
 
         def on_delta(i: int, text: str) -> None:
             job, choice = owners[i]
             if job.deltas is not None:
-                _post(job, job.deltas.put_nowait, (choice, text))
+                _post(job, job.deltas.put_nowait, (choice, text, _joined(unsent.pop(i, []))))
 
         def on_result(i: int, result: DecodeResult) -> None:
             job, choice = owners[i]
+            if i in unsent:  # the last tokens' logprobs (an end-of-sequence token has no text)
+                on_delta(i, "")
             done[id(job)][choice] = result
             pending[id(job)] -= 1
             if pending[id(job)] == 0:
@@ -128,11 +135,26 @@ class DynamicBatcher:
         self.batch_job_counts.append(len(jobs))
         try:
             self.engine.generate(rows, on_delta=on_delta if streaming else None, on_result=on_result,
-                                 is_cancelled=lambda i: owners[i][0].cancelled)
+                                 is_cancelled=lambda i: owners[i][0].cancelled,
+                                 on_logprobs=on_logprobs if streaming else None)
         except Exception as exc:  # noqa: BLE001 - every waiting client gets the error, the thread lives on
             for job in jobs:
                 if pending[id(job)]:
                     _finish(job, None, exc)
+
+
+def _joined(parts: list[TokenLogprobs]) -> TokenLogprobs | None:
+    """One ``TokenLogprobs`` of consecutive parts (None when there are none)."""
+    if not parts:
+        return None
+    joined = TokenLogprobs()
+    for part in parts:
+        joined.token_ids += part.token_ids
+        joined.token_logprobs += part.token_logprobs
+        joined.top_logprobs += part.top_logprobs
+        joined.text_offset += part.text_offset
+        joined.pieces.update(part.pieces)
+    return joined
 
 
 def _finish(job: BatchJob, results: list | None, exc: BaseException | None = None) -> None:

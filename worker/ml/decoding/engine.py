@@ -93,7 +93,7 @@ class InferenceEngine:
         if request.prompt_ids is not None:
             vocab = self.model.get_input_embeddings().num_embeddings
             if any(t >= vocab for t in request.prompt_ids):
-                raise ValueError(f"prompt token ids must be below the vocabulary size ({vocab})")
+                raise ValueError(f"invalid_prompt: token ids must be below the vocabulary size ({vocab})")
             return list(request.prompt_ids)
         if request.prompt is not None:
             return self.tokenizer(request.prompt).input_ids

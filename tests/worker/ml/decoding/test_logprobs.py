@@ -84,7 +84,7 @@ def test_token_prompt_generates_like_its_text(tiny_engine):
     by_ids = tiny_engine.generate([DecodeRequest(prompt_ids=ids, max_new_tokens=6)])[0]
     assert (by_ids.text, by_ids.prompt_tokens) == (text.text, text.prompt_tokens)
     bad = tiny_engine.generate([DecodeRequest(prompt_ids=[10**9], max_new_tokens=1)])[0]
-    assert bad.error and "vocabulary" in bad.error
+    assert bad.error.startswith("invalid_prompt") and "vocabulary" in bad.error
 
 
 def test_streamed_logprobs_add_up_to_the_result(tiny_engine):
