@@ -32,6 +32,7 @@ from contracts.openai_format import (
 )
 from contracts.tools import ToolCallStream, tool_calls_chunk
 from worker.serving.batcher import BatchJob, DynamicBatcher
+from worker.serving.tokenizer_routes import install_tokenizer_routes
 
 
 def create_serving_app(engine_factory: Callable[[], object], resolve_model: Callable[[str], ModelTarget], *,
@@ -48,6 +49,7 @@ def create_serving_app(engine_factory: Callable[[], object], resolve_model: Call
 
     app = FastAPI(title="lorafleet serving", lifespan=lifespan)
     app.state.batcher = batcher
+    install_tokenizer_routes(app, lambda: batcher.engine, resolve_model)  # /v1/tokenize, /v1/detokenize
 
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
