@@ -258,8 +258,13 @@ def parse_batch_record(obj: Any, line: int) -> tuple[BatchRequest | None, LineEr
         return None, LineError(line, "invalid_value", "'body' must be an object with a string 'model'", "body.model")
     if obj["url"] == "/v1/chat/completions" and not isinstance(body.get("messages"), list):
         return None, LineError(line, "missing_required_parameter", "'body.messages' must be a list", "body.messages")
-    if obj["url"] == "/v1/completions" and not isinstance(body.get("prompt"), str):
-        return None, LineError(line, "missing_required_parameter", "'body.prompt' must be a string", "body.prompt")
+    if obj["url"] == "/v1/completions":
+        from contracts.openai_logprobs import LogprobsError, prompt_inputs
+
+        try:  # a string, a list of strings, token ids, or a list of token-id lists
+            prompt_inputs(body.get("prompt"))
+        except LogprobsError as exc:
+            return None, LineError(line, exc.code, str(exc).replace("'prompt", "'body.prompt", 1), "body.prompt")
     return BatchRequest(line, obj["custom_id"], obj["url"], body), None
 
 

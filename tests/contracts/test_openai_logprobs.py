@@ -113,3 +113,19 @@ def test_chat_logprobs_have_openai_shape():
     chunk = stream_chunk(CHAT_URL, "id", 0, "m", 0, " there", logprobs=sample_logprobs().since(2))
     assert chunk["choices"][0]["logprobs"]["content"][0]["token"] == " there"
     assert completion_body(CHAT_URL, "m", [DecodeResult("x", "stop", 1, 1)])["choices"][0]["logprobs"] is None
+
+
+def test_batch_lines_take_token_prompts_and_name_a_bad_one():
+    import json
+
+    from contracts.records import parse_batch_file
+
+    def line(custom_id, prompt):
+        return {"custom_id": custom_id, "method": "POST", "url": "/v1/completions",
+                "body": {"model": "m", "prompt": prompt, "logprobs": 1, "echo": True, "max_tokens": 0}}
+
+    data = "".join(json.dumps(x) + "\n" for x in [line("ids", [1, 2]), line("many", [[1], [2, 3]]),
+                                                    line("text", ["a", "b"]), line("bad", [[1], "x"])]).encode()
+    res = parse_batch_file(data)
+    assert [r.custom_id for r in res.records] == ["ids", "many", "text"]
+    assert [(e.line, e.param) for e in res.errors] == [(4, "body.prompt")]
