@@ -28,6 +28,7 @@ from api.routes import (
     models,
     pool,
     preflight,
+    tokenize,
     usage,
     users,
 )
@@ -38,7 +39,7 @@ from models.settings import Settings, get_settings
 def build_router() -> APIRouter:
     v1 = APIRouter(prefix="/v1")
     for module in (users, files, models, jobs, preflight, fine_tuning, adapters, generation, datasets, chat,
-                   batches, evals, usage, pool):
+                   tokenize, batches, evals, usage, pool):
         v1.include_router(module.router)
     return v1
 
