@@ -145,8 +145,11 @@ class InferenceEngine:
         rows = [r for r in rows if r.finish is None]
         beam_rows = [r for r in rows if r.request.num_beams > 1]
         for row, result in generate_beams(self.loaded, beam_rows, self.max_batch_size):
+            delta = result.text
+            if row.request.echo:  # its prompt went out with the echo event above
+                result.text = self._prompt_text(row) + result.text
             results[row.index] = result
-            yield row.index, result.text, True, None
+            yield row.index, delta, True, None
         for bucket in self._buckets([r for r in rows if r.request.num_beams == 1]):
             for row in bucket:
                 if stream or row.request.stop:
@@ -161,7 +164,8 @@ class InferenceEngine:
         ``score_continuations`` call); return the echo rows."""
         echo = [r for r in rows if r.request.echo]
         scored = [r for r in echo if r.request.logprobs is not None]
-        prompt_scores = dict(zip((r.index for r in scored), prompt_logprobs(self.loaded, scored, self.max_batch_tokens)))
+        prompt_scores = dict(zip((r.index for r in scored), prompt_logprobs(self.loaded, scored, self.max_batch_tokens)
+                                 if scored else []))
         for row in rows:
             if row.request.logprobs is None:
                 continue

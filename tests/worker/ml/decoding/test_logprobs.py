@@ -106,3 +106,12 @@ def test_token_pieces_give_text_and_bytes(tiny_engine):
     partial = [p for p in got if p.text.startswith("bytes:")]
     assert partial and all(p.text == "bytes:" + "".join(f"\\x{b:02x}" for b in p.bytes) for p in partial)
     assert sum(pieces.chars(t) for t in ids) == len("Hello wörld 日本")
+
+
+def test_beam_search_echoes_but_has_no_logprobs(tiny_engine):
+    plain, echoed, scored = tiny_engine.generate([
+        DecodeRequest(prompt=PROMPTS[0], num_beams=2, max_new_tokens=4),
+        DecodeRequest(prompt=PROMPTS[0], num_beams=2, max_new_tokens=4, echo=True),
+        DecodeRequest(prompt=PROMPTS[0], num_beams=2, max_new_tokens=4, logprobs=1)])
+    assert echoed.text == PROMPTS[0] + plain.text and echoed.logprobs is None
+    assert scored.error == "logprobs are not available with beam search"
