@@ -101,7 +101,7 @@ class TokenLogprobs:
         tops = self.top_logprobs[start:]
         used = set(ids) | {t for top in tops for t, _ in top}
         return TokenLogprobs(ids, self.token_logprobs[start:], tops, self.text_offset[start:],
-                             {t: p for t, p in self.pieces.items() if t in used})
+                             {t: self.pieces[t] for t in used if t in self.pieces})
 
 
 @dataclass
