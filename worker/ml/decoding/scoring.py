@@ -6,10 +6,10 @@ continuation token given the context and the continuation tokens before it, whet
 model's greedy choice, and optionally the top-k alternatives at each position.
 
 How it runs: items are sorted by total length and cut into buckets (bounded by padded tokens and by
-the size of the logits kept); each bucket is one left-padded forward pass (attention mask and
+padding waste, as prefill groups are); each bucket is one left-padded forward pass (attention mask and
 position ids as in decoding), every row through its own LoRA adapter (``LoadedModel.adapter_rows``).
-Left padding puts every continuation at the end of its row, so logits are computed only for the last
-``longest continuation + 1`` positions, and log-softmax only at each row's own continuation positions.
+The decoder's hidden states are gathered at the continuation positions only, and the output layer
+and log-softmax run on those (in chunks bounded by ``LOGITS_BUDGET_BYTES``), not on prompt positions.
 """
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import torch
 
 from worker.ml.decoding.adapter_cache import BASE_ADAPTER
 from worker.ml.decoding.loaded_model import LoadedModel
+from worker.ml.decoding.rows import left_pad, positions_of
 
-LOGITS_BUDGET_BYTES = 1 << 30  # logits (rows x kept positions x vocabulary, fp32) of one forward pass
+LOGITS_BUDGET_BYTES = 1 << 29  # fp32 log-probs (positions x vocabulary) computed at once
 
 
 @dataclass
@@ -61,51 +62,60 @@ def score_continuations(loaded: LoadedModel, items: list[ScoreItem], max_batch_t
             todo.append(i)
         else:
             results[i] = ScoreResult([], True, [])
-    vocab = int(loaded.model.get_output_embeddings().weight.shape[0])
-    for bucket in _buckets(items, todo, max_batch_tokens, max(1, LOGITS_BUDGET_BYTES // (4 * vocab))):
-        for i, result in zip(bucket, _score_bucket(loaded, [items[i] for i in bucket])):
+    for bucket in _buckets([len(items[i].context_ids) + len(items[i].continuation_ids) for i in todo],
+                           max_batch_tokens):
+        indices = [todo[b] for b in bucket]
+        for i, result in zip(indices, _score_bucket(loaded, [items[i] for i in indices])):
             results[i] = result
     return results  # type: ignore[return-value]
 
 
-def _buckets(items: list[ScoreItem], indices: list[int], max_tokens: int, max_logit_rows: int) -> Iterator[list[int]]:
-    """Length-sorted buckets: padded tokens <= ``max_tokens`` and kept logits <= ``max_logit_rows``
-    (each bucket has at least one item)."""
-    def total(i: int) -> int:
-        return len(items[i].context_ids) + len(items[i].continuation_ids)
-
+def _buckets(lengths: list[int], max_tokens: int, min_tokens: int = 512, max_waste: float = 0.25
+             ) -> Iterator[list[int]]:
+    """Indices into ``lengths`` in length-sorted buckets of at most ``max_tokens`` padded tokens (or one
+    row), split where padding would exceed ``max_waste`` of a bucket once it has ``min_tokens`` real ones."""
     bucket: list[int] = []
-    tail = 0
-    for i in sorted(indices, key=total):
-        new_tail = max(tail, len(items[i].continuation_ids) + 1)
-        rows = len(bucket) + 1
-        if bucket and (total(i) * rows > max_tokens or new_tail * rows > max_logit_rows):
+    real = 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        n = lengths[i]
+        padded = n * (len(bucket) + 1)
+        if bucket and (padded > max_tokens or (real >= min_tokens and padded - (real + n) > max_waste * padded)):
             yield bucket
-            bucket, new_tail = [], len(items[i].continuation_ids) + 1
+            bucket, real = [], 0
         bucket.append(i)
-        tail = new_tail
+        real += n
     if bucket:
         yield bucket
 
 
 def _score_bucket(loaded: LoadedModel, items: list[ScoreItem]) -> list[ScoreResult]:
-    """One left-padded forward pass; log-softmax at the continuation positions only."""
-    tail = max(len(it.continuation_ids) for it in items)
-    sequences = [it.context_ids + it.continuation_ids for it in items]
-    out, ids, _ = loaded.forward_left_padded(sequences, [it.adapter for it in items], logits_to_keep=tail + 1)
+    """One left-padded forward pass; the output layer and log-softmax at the continuation positions only."""
+    ids, mask = left_pad([it.context_ids + it.continuation_ids for it in items], loaded.pad_id, loaded.device)
+    width = ids.shape[1]
+    # the hidden state at column c predicts the token in column c + 1: continuations end every row
+    rows = torch.cat([torch.full((len(it.continuation_ids),), j) for j, it in enumerate(items)]).to(ids.device)
+    cols = torch.cat([torch.arange(width - len(it.continuation_ids) - 1, width - 1) for it in items]).to(ids.device)
+    targets = ids[rows, cols + 1]
+    adapters = [it.adapter for it in items]
+    k = max(it.top_k for it in items)
+    chosen, greedy, top_values, top_ids = [], [], [], []
     with torch.inference_mode():
-        logits = out.logits[:, :-1]  # position p of these predicts column p + 1 of the last ``tail`` ids
-        rows = torch.cat([torch.full((len(it.continuation_ids),), j) for j, it in enumerate(items)])
-        cols = torch.cat([torch.arange(tail - len(it.continuation_ids), tail) for it in items])
-        rows, cols = rows.to(logits.device), cols.to(logits.device)
-        logprobs = torch.log_softmax(logits[rows, cols].float(), dim=-1)  # (continuation tokens, vocabulary)
-        targets = ids[:, -tail:][rows, cols]
-        chosen = logprobs.gather(-1, targets[:, None])[:, 0].tolist()
-        greedy = (logprobs.argmax(-1) == targets).tolist()
-        k = max(it.top_k for it in items)
-        top = torch.topk(logprobs, k, dim=-1) if k else None
-        top_values = top.values.tolist() if top is not None else []
-        top_ids = top.indices.tolist() if top is not None else []
+        hidden = _continuation_states(loaded, ids, mask, adapters, rows, cols, int(width - cols.min()))
+        position_adapters = [adapters[r] for r in rows.tolist()]
+        step = max(1, LOGITS_BUDGET_BYTES // (4 * _vocabulary(loaded)))
+        for start in range(0, len(rows), step):
+            logits = hidden[start:start + step]
+            if _split_output_layer(loaded):
+                with loaded.adapter_rows(position_adapters[start:start + step]):
+                    logits = loaded.model.get_output_embeddings()(logits)
+            logprobs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
+            target = targets[start:start + step]
+            chosen += logprobs.gather(-1, target[:, None])[:, 0].tolist()
+            greedy += (logprobs.argmax(-1) == target).tolist()
+            if k:
+                top = torch.topk(logprobs, k, dim=-1)
+                top_values += top.values.tolist()
+                top_ids += top.indices.tolist()
     results, start = [], 0
     for it in items:
         end = start + len(it.continuation_ids)
@@ -113,3 +123,31 @@ def _score_bucket(loaded: LoadedModel, items: list[ScoreItem]) -> list[ScoreResu
         results.append(ScoreResult(chosen[start:end], all(greedy[start:end]), tops))
         start = end
     return results
+
+
+def _continuation_states(loaded: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, adapters: list[str],
+                         rows: torch.Tensor, cols: torch.Tensor, tail: int) -> torch.Tensor:
+    """(continuation tokens, hidden) from the decoder, each row through its adapter; where the output
+    layer cannot be run apart from the model (logit soft-capping, scaling), the logits themselves of the
+    last ``tail`` columns."""
+    with loaded.adapter_rows(adapters):
+        if _split_output_layer(loaded):
+            states = loaded.model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=positions_of(mask),
+                                                use_cache=False).last_hidden_state
+            return states[rows, cols]
+        logits = loaded.model(input_ids=ids, attention_mask=mask, position_ids=positions_of(mask),
+                              use_cache=False, logits_to_keep=tail).logits
+    return logits[rows, cols - (ids.shape[1] - tail)]
+
+
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+def _split_output_layer(loaded: LoadedModel) -> bool:
+    """Whether logits are exactly ``output_embeddings(decoder(...).last_hidden_state)`` for this model."""
+    config = loaded.model.config
+    return not any(getattr(config, name, None) not in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
+
+
+def _vocabulary(loaded: LoadedModel) -> int:
+    return int(loaded.model.get_output_embeddings().weight.shape[0])

@@ -6,6 +6,7 @@ import torch
 
 from tests.worker.ml.decoding import engine_helpers as helpers
 from tests.worker.ml.decoding.engine_helpers import reference_model
+from worker.ml.decoding import scoring
 from worker.ml.decoding.adapter_cache import BASE_ADAPTER
 from worker.ml.decoding.scoring import ScoreItem, score_continuations
 
@@ -47,12 +48,18 @@ def test_mixed_adapter_batch_equals_direct_forward(tiny_engine, tiny_adapters, t
         assert len({round(r.logprob, 3) for r in results[i:i + len(dirs)]}) == len(dirs)
 
 
-def test_small_buckets_give_the_same_scores(tiny_engine):
-    items = _items(tiny_engine.tokenizer, {BASE_ADAPTER: None})
-    one_pass = score_continuations(tiny_engine.loaded, items)
-    many = score_continuations(tiny_engine.loaded, items, max_batch_tokens=16)
-    assert [lp for r in many for lp in r.token_logprobs] == pytest.approx(
-        [lp for r in one_pass for lp in r.token_logprobs], abs=1e-5)
+def test_small_buckets_and_whole_model_logits_give_the_same_scores(tiny_engine, tiny_adapters, monkeypatch):
+    loaded = tiny_engine.loaded
+    items = _items(tiny_engine.tokenizer, {BASE_ADAPTER: None, loaded.adapter_name(tiny_adapters["B"]): None}, 2)
+    one_pass = score_continuations(loaded, items)
+    many = score_continuations(loaded, items, max_batch_tokens=16)
+    monkeypatch.setattr(scoring, "_split_output_layer", lambda _: False)  # as for a model with soft-capped logits
+    whole = score_continuations(loaded, items)
+    for other in (many, whole):
+        assert [lp for r in other for lp in r.token_logprobs] == pytest.approx(
+            [lp for r in one_pass for lp in r.token_logprobs], abs=1e-5)
+        assert [[t for pos in r.top_logprobs for t, _ in pos] for r in other] == \
+            [[t for pos in r.top_logprobs for t, _ in pos] for r in one_pass]
 
 
 def test_greedy_continuation_and_edge_items(tiny_engine):
