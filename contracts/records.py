@@ -4,7 +4,8 @@ Accepted training formats, detected per record:
 - Alpaca: ``{"instruction", "input"?, "output"}`` (JSON array or JSONL)
 - OpenAI chat: ``{"messages": [{"role", "content"}, ...]}`` ending with an assistant message
 Batch files: OpenAI Batch lines ``{"custom_id", "method", "url", "body"}``.
-Eval sets: Alpaca rows, or Self-Instruct's ``{"instruction", "instances": [{"input", "output"}]}``.
+Eval sets: Alpaca rows, Self-Instruct's ``{"instruction", "instances": [{"input", "output"}]}``, or
+multiple-choice rows ``{"instruction", "input"?, "choices": [...], "answer": index or choice}``.
 
 Every problem is a ``LineError`` with a 1-based line number (item number for a JSON array).
 """
@@ -39,6 +40,8 @@ class Example:
     output: str
     messages: list[dict] | None = None
     line: int = 0
+    choices: list[str] | None = None  # a multiple-choice eval row's options (``output`` is the right one)
+    answer: int | None = None  # index of the right choice
 
     def as_alpaca(self) -> dict:
         return {"instruction": self.instruction, "input": self.input, "output": self.output}
@@ -207,8 +210,51 @@ def parse_training_file(data: bytes, max_line_bytes: int = 1 << 20, max_errors: 
     return res
 
 
+MAX_CHOICES = 64
+
+
+def parse_choice_record(obj: dict, line: int) -> tuple[Example | None, LineError | None]:
+    """A multiple-choice eval row ``{"instruction", "input"?, "choices": [str, ...], "answer": index or
+    choice text}``; its ``output`` is the right choice, so generation metrics compare against it too."""
+    unknown = set(obj) - {"instruction", "input", "choices", "answer", "id", "metadata"}
+    if unknown:
+        return None, LineError(line, "unrecognized_field", f"unrecognized field(s) in a multiple-choice row: "
+                               f"{sorted(unknown)}", min(unknown))
+    instruction, err = _str_field(obj, "instruction", line, required=True, non_empty=True)
+    if err:
+        return None, err
+    inp, err = _str_field(obj, "input", line, required=False, non_empty=False)
+    if err:
+        return None, err
+    choices = obj["choices"]
+    if not isinstance(choices, list) or not 2 <= len(choices) <= MAX_CHOICES:
+        return None, LineError(line, "wrong_type", f"'choices' must be a list of 2 to {MAX_CHOICES} strings", "choices")
+    for j, choice in enumerate(choices):
+        if not isinstance(choice, str) or not choice.strip():
+            return None, LineError(line, "wrong_type", f"choices[{j}] must be a non-empty string", f"choices[{j}]")
+    if len(set(choices)) < len(choices):
+        return None, LineError(line, "duplicate_choice", "'choices' repeat a choice", "choices")
+    if "answer" not in obj or obj["answer"] is None:
+        return None, LineError(line, "missing_field", "missing required field 'answer' (index or choice text)", "answer")
+    answer = obj["answer"]
+    if isinstance(answer, str):
+        if answer not in choices:
+            return None, LineError(line, "answer_not_in_choices", f"'answer' {answer!r} is not one of 'choices'",
+                                   "answer")
+        answer = choices.index(answer)
+    elif isinstance(answer, bool) or not isinstance(answer, int):
+        return None, LineError(line, "wrong_type", f"'answer' must be an index or a choice's text, got "
+                               f"{type(answer).__name__}", "answer")
+    elif not 0 <= answer < len(choices):
+        return None, LineError(line, "answer_out_of_range", f"'answer' {answer} is not an index of the "
+                               f"{len(choices)} choices", "answer")
+    return Example(instruction, inp, choices[answer], line=line, choices=list(choices), answer=answer), None
+
+
 def parse_eval_record(obj: Any, line: int) -> tuple[Example | None, LineError | None]:
-    """Eval rows: Alpaca rows, or Self-Instruct user-oriented rows with ``instances``."""
+    """Eval rows: Alpaca rows, Self-Instruct user-oriented rows with ``instances``, or multiple-choice rows."""
+    if isinstance(obj, dict) and "choices" in obj:
+        return parse_choice_record(obj, line)
     if isinstance(obj, dict) and "instances" in obj:
         inst = obj["instances"]
         if not isinstance(inst, list) or not inst or not isinstance(inst[0], dict):
