@@ -191,7 +191,7 @@ class GenerationJobConfig(BaseModel):
 
 
 # --- inference / batch / eval
-EvalMetric = Literal["rouge_l", "exact_match", "reference_loss", "judge"]
+EvalMetric = Literal["rouge_l", "exact_match", "reference_loss", "judge", "acc", "acc_norm"]  # acc*: choices rows
 
 
 class SamplingParams(BaseModel):

@@ -8,6 +8,8 @@ polled between engine calls (cooperative cancel: what is done stays done).
 
 ``run_eval`` generates every example with every model target (rows of different adapters share
 batches), scores them and returns one report: a score table per model and the outputs side by side.
+Multiple-choice rows are also scored from loglikelihoods (metrics ``acc`` / ``acc_norm``,
+``multiple_choice.py``); a job with none of the generation metrics generates nothing.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from contracts.openai_format import (
 )
 from contracts.prompts import render_prompt
 from worker.ml.decoding.request_prompts import CHAT_TEMPLATE, instruction_message
+from worker.ml.evaluation.multiple_choice import ChoiceScores, score_choices
 from worker.ml.evaluation.scoring import (
     ReferenceLoss,
     exact_match,
@@ -172,6 +175,8 @@ def eval_request(engine: InferenceEngine, example: Example, target: ModelTarget,
 
 
 Pair = tuple[int, int]  # (example index, target index)
+GENERATION_METRICS = ("rouge_l", "exact_match", "judge")  # metrics of generated answers
+CHOICE_METRICS = ("acc", "acc_norm")  # metrics of multiple-choice rows, from loglikelihoods
 
 
 def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[ModelTarget], metrics: list[str],
@@ -192,7 +197,8 @@ def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[Mod
     all_pairs = [(i, t) for i in range(len(examples)) for t in range(len(targets))]
     wanted = set(all_pairs)
     results: dict[Pair, DecodeResult] = {p: r for p, r in (done or {}).items() if p in wanted}
-    pairs = [p for p in all_pairs if p not in results]
+    generating = any(m in metrics for m in GENERATION_METRICS)
+    pairs = [p for p in all_pairs if p not in results] if generating else []
     stopped = False
     for start in range(0, len(pairs), batch_size):
         if should_stop():
@@ -213,6 +219,9 @@ def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[Mod
             on_chunk([(pair, results[pair]) for pair in chunk])
         if on_progress:
             on_progress(len(results), len(all_pairs))
+    choices: dict[Pair, ChoiceScores | str] = {}
+    if any(m in metrics for m in CHOICE_METRICS) and not stopped:
+        choices, stopped = score_choices(engine, examples, targets, should_stop=should_stop)
     losses = {}
     if "reference_loss" in metrics and not stopped:
         scored = [ex for ex in examples if ex.output]
@@ -228,12 +237,14 @@ def run_eval(engine: InferenceEngine, examples: list[Example], targets: list[Mod
         replies = judge([judge_prompt(examples[i].instruction, examples[i].input, examples[i].output,
                                       results[(i, t)].text) for i, t in graded])
         ratings = {pair: parse_judge_rating(reply) for pair, reply in zip(graded, replies)}
-    return _report(examples, targets, metrics, sampling, results, losses, ratings, stopped)
+    return _report(examples, targets, metrics, sampling, results, losses, ratings, stopped, choices, generating)
 
 
 def _report(examples: list[Example], targets: list[ModelTarget], metrics: list[str], sampling: SamplingParams,
             results: dict[Pair, DecodeResult], losses: dict[int, dict[int, ReferenceLoss]],
-            ratings: dict[Pair, float | None], stopped: bool) -> dict:
+            ratings: dict[Pair, float | None], stopped: bool, choices: dict[Pair, ChoiceScores | str] | None = None,
+            generating: bool = True) -> dict:
+    choices = choices or {}
     rows = []
     per_model: list[dict[str, list[float]]] = [{m: [] for m in metrics} for _ in targets]
     loss_tokens: list[list[tuple[float, int]]] = [[] for _ in targets]
@@ -242,11 +253,19 @@ def _report(examples: list[Example], targets: list[ModelTarget], metrics: list[s
         outputs = {}
         for t, target in enumerate(targets):
             res = results.get((i, t))
-            if res is None:
+            if res is None and generating:
                 continue
-            out: dict[str, Any] = {"text": res.text, "finish_reason": res.finish_reason, "error": res.error}
-            errors[t] += res.error is not None
-            if ex.output and res.error is None:
+            out: dict[str, Any] = {}
+            if res is not None:
+                out.update(text=res.text, finish_reason=res.finish_reason, error=res.error)
+                errors[t] += res.error is not None
+            scored = choices.get((i, t))
+            if isinstance(scored, str):
+                out["choice_error"] = scored
+                errors[t] += res is None or res.error is None  # a (row, model) counts once
+            elif scored is not None:
+                out.update({k: v for k, v in scored.as_dict().items() if k not in CHOICE_METRICS or k in metrics})
+            if ex.output and res is not None and res.error is None:
                 if "rouge_l" in metrics:
                     out["rouge_l"] = rouge_l(res.text, ex.output)
                 if "exact_match" in metrics:
@@ -262,7 +281,8 @@ def _report(examples: list[Example], targets: list[ModelTarget], metrics: list[s
                     per_model[t][m].append(out[m])
             outputs[target.name] = out
         rows.append({"index": i, "line": ex.line, "instruction": ex.instruction, "input": ex.input,
-                     "reference": ex.output, "outputs": outputs})
+                     "reference": ex.output, **({"choices": ex.choices, "answer": ex.answer} if ex.choices else {}),
+                     "outputs": outputs})
     models = []
     for t, target in enumerate(targets):
         scores: dict[str, float | None] = {m: (sum(v) / len(v) if v else None)
@@ -274,7 +294,7 @@ def _report(examples: list[Example], targets: list[ModelTarget], metrics: list[s
             scores["perplexity"] = math.exp(min(mean, 700.0)) if mean is not None else None
         models.append({"name": target.name, "adapter_dir": str(target.adapter_dir) if target.adapter_dir else None,
                        "prompt_template": target.prompt_template, "scores": scores, "errors": errors[t],
-                       "examples": sum(1 for i in range(len(examples)) if (i, t) in results)})
+                       "examples": sum(1 for i in range(len(examples)) if (i, t) in results or not generating)})
     return {"metrics": list(metrics), "sampling": sampling.model_dump(), "models": models, "examples": rows,
             "stopped": stopped}
 
