@@ -8,7 +8,8 @@ A tool call is generated in the Hermes format that Qwen2.5, Hermes and SmolLM3 c
 
 ``tool_choice``:
 - ``required`` / a named function: the answer is constrained to one or more such calls (one when
-  ``parallel_tool_calls`` is false) whose ``arguments`` validate against that tool's ``parameters``;
+  ``parallel_tool_calls`` is false) whose ``arguments`` validate against that tool's ``parameters``
+  (an object schema without ``additionalProperties`` gets ``false``: no undeclared arguments);
 - ``auto`` (the default when tools are given): the answer is constrained to *either* plain text (which
   then may not start with ``<``) *or* tool calls; which one is the model's choice. A model whose template
   and training do not know this format (or tools at all) will mostly answer in text: ``auto`` then does
@@ -87,6 +88,8 @@ def _check_tools(tools: Any) -> list[dict]:
         if not isinstance(params, dict):
             raise ConstraintError(f"tools[{i}].function.parameters must be a JSON schema object",
                                   f"tools[{i}].function.parameters")
+        if params.get("type") == "object" and "additionalProperties" not in params:
+            params = {**params, "additionalProperties": False}  # a function takes no arguments it does not declare
         functions.append({"name": name, "parameters": params})
     if len({f["name"] for f in functions}) < len(functions):
         raise ConstraintError("tool names must be unique", "tools")
@@ -146,13 +149,15 @@ def read_tool_calls(text: str) -> tuple[str | None, list[dict]]:
 
 
 def with_tool_calls(constraint: OutputConstraint | None, result):
-    """A finished ``DecodeResult`` of a tool row, with ``tool_calls`` read from its text (finish ``tool_calls``)."""
-    if constraint is None or constraint.kind == "json" or not result.ok or result.finish_reason != "stop":
+    """A finished ``DecodeResult`` of a tool row, with ``tool_calls`` read from its text: finish ``tool_calls``,
+    or ``length`` when ``max_tokens`` cut a later call (the complete calls before it are kept)."""
+    if constraint is None or constraint.kind == "json" or result.finish_reason not in ("stop", "length"):
         return result
     content, calls = read_tool_calls(result.text)
     if not calls:
         return result
-    return replace(result, text=content or "", tool_calls=calls, finish_reason="tool_calls")
+    finish = "tool_calls" if result.finish_reason == "stop" else "length"
+    return replace(result, text=content or "", tool_calls=calls, finish_reason=finish)
 
 
 def assistant_message(result) -> dict:
