@@ -1,0 +1,78 @@
+"""EleutherAI's lm-evaluation-harness (``local-completions``) against a live serving app: a tiny
+multiple-choice task whose data this test writes (local JSON, no hub) gets the ``acc`` that the
+engine's own scores give, choice by choice."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.worker.ml.decoding import engine_helpers as helpers
+from worker.ml.decoding.scoring import ScoreItem, score_continuations
+from worker.ml.evaluation.multiple_choice import split_pair
+
+pytest.importorskip("lm_eval")
+
+tiny_engine = helpers.tiny_engine  # shared fixture
+
+DOCS = [
+    {"question": "What is 2 + 2?", "choices": ["3", "4", "22"], "label": 1},
+    {"question": "Which one is an animal?", "choices": ["a rock", "a cat", "a cloud"], "label": 1},
+    {"question": "The sky on a clear day is", "choices": ["blue", "green", "plaid"], "label": 0},
+    {"question": "Which is a prime number?", "choices": ["9", "7", "15"], "label": 1},
+    {"question": "Water freezes at", "choices": ["0 degrees Celsius", "100 degrees Celsius"], "label": 0},
+    {"question": "The opposite of hot is", "choices": ["cold", "warm", "spicy"], "label": 0},
+]
+TASK = """task: lorafleet_tiny_mc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_choice: choices
+doc_to_target: label
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+def test_local_completions_multiple_choice_acc_equals_the_engines_scores(server, tiny_llama_dir, tiny_engine,
+                                                                        serving_targets, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "lorafleet_tiny_mc.yaml").write_text(TASK.format(data=data))
+    out = simple_evaluate(
+        model="local-completions",
+        model_args={"base_url": f"{server[0]}/completions", "model": "ft-a", "tokenizer_backend": "huggingface",
+                    "tokenizer": str(tiny_llama_dir), "batch_size": 8, "max_retries": 1},
+        tasks=["lorafleet_tiny_mc"], task_manager=TaskManager(include_path=str(tasks), include_defaults=False),
+        log_samples=True, bootstrap_iters=0)
+
+    # the engine's own scores: each choice (" " + choice, lm-eval's target delimiter) after the question
+    adapter = tiny_engine.loaded.adapter_name(serving_targets["ft-a"].adapter_dir)
+    expected_sums, correct = [], []
+    for doc in DOCS:
+        context = f"Question: {doc['question']}\nAnswer:"
+        items = [ScoreItem(*split_pair(tiny_engine.tokenizer, context, " " + c, add_special_tokens=False), adapter)
+                 for c in doc["choices"]]
+        sums = [r.logprob for r in score_continuations(tiny_engine.loaded, items)]
+        expected_sums.append(sums)
+        correct.append(float(max(range(len(sums)), key=sums.__getitem__) == doc["label"]))
+    acc = out["results"]["lorafleet_tiny_mc"]["acc,none"]
+    assert acc == pytest.approx(sum(correct) / len(correct))
+    samples = sorted(out["samples"]["lorafleet_tiny_mc"], key=lambda s: s["doc_id"])
+    for sample, sums in zip(samples, expected_sums):
+        assert [resp[0][0] for resp in sample["resps"]] == pytest.approx(sums, abs=1e-4)
+    assert [s["acc"] for s in samples] == correct
