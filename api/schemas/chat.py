@@ -28,9 +28,11 @@ class ContentPart(BaseModel):
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
-    role: str = Field(description="`system`, `developer`, `user` or `assistant`")
+    role: str = Field(description="`system`, `developer`, `user`, `assistant` or `tool`")
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = Field(None, description="an assistant's earlier calls (OpenAI shape)")
+    tool_call_id: str | None = Field(None, description="on a `tool` message: the call it answers")
 
 
 class StreamOptions(BaseModel):
@@ -56,6 +58,9 @@ class CompletionKnobs(BaseModel):
     stop: StopSequence | Annotated[list[StopSequence], Field(max_length=16)] | None = None
     stream: bool | None = Field(None, description="answer with server-sent events (`text/event-stream`)")
     stream_options: StreamOptions | None = None
+    response_format: dict[str, Any] | None = Field(None, description="`{\"type\": \"json_object\"}` or `{\"type\": "
+                                                   "\"json_schema\", \"json_schema\": {name, schema, strict}}`: "
+                                                   "enforced by constrained decoding (README)")
 
 
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
@@ -63,6 +68,11 @@ TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 class ChatCompletionRequest(CompletionKnobs):
     messages: list[ChatMessage] = Field(min_length=1, description="the conversation so far")
+    tools: list[dict[str, Any]] | None = Field(None, description="function tools (`{type: function, function: "
+                                               "{name, description, parameters}}`)")
+    tool_choice: str | dict[str, Any] | None = Field(None, description="`none`, `auto` (default with tools), "
+                                                     "`required`, or `{type: function, function: {name}}`")
+    parallel_tool_calls: bool | None = Field(None, description="false: at most one call per answer")
     logprobs: bool | None = Field(None, description="return the log-probability of each answer token "
                                   "(the model's own distribution, before temperature / top-p)")
     top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS,
@@ -88,6 +98,8 @@ class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[dict[str, Any]] | None = Field(None, description="the calls, when `finish_reason` is "
+                                                    "`tool_calls` (`function.arguments` is a JSON string)")
 
 
 class ChoiceFields(BaseModel):
