@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    ap.add_argument("--deterministic", action="store_true", help="batch-invariant decoding (each row alone)")
     ap.add_argument("--batch-window-ms", type=float, default=5.0)
     ap.add_argument("--max-batch-rows", type=int, default=32)
     a = ap.parse_args(argv)
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     from worker.serving.app import create_serving_app
 
     targets = build_targets(a.model_name or a.base_model.name, a.adapter)
-    app = create_serving_app(lambda: InferenceEngine(a.base_model, device=a.device, dtype=a.dtype),
+    app = create_serving_app(lambda: InferenceEngine(a.base_model, device=a.device, dtype=a.dtype,
+                                                     batch_invariant=a.deterministic),
                              targets.__getitem__, list_models=lambda: list(targets),
                              batch_window_ms=a.batch_window_ms, max_batch_rows=a.max_batch_rows)
     uvicorn.run(app, host=a.host, port=a.port)
