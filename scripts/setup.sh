@@ -12,6 +12,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   python -m pip install -q --upgrade pip
   # The CPU build of torch that lies on this disk; other pins would pull gigabytes of CUDA wheels.
   python -m pip install -q "torch==2.13.0"
-  python -m pip install -q -e ".[worker,dev]"
+  python -m pip install -q -e ".[worker,dev,test]"
   touch "$stamp"
 fi
