@@ -61,7 +61,8 @@ def parse_tools(tools: Any, tool_choice: Any, parallel_tool_calls: Any = None,
         return tools, OutputConstraint(kind="text_or_tool_calls", grammar=grammar)
     if choice == "required":
         return tools, OutputConstraint(kind="tool_calls", grammar=tool_grammar(functions, many))
-    name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    fn = choice.get("function") if isinstance(choice, dict) else None
+    name = fn.get("name") if isinstance(fn, dict) else None
     if not isinstance(choice, dict) or choice.get("type") != "function" or not isinstance(name, str):
         raise ConstraintError("'tool_choice' must be 'none', 'auto', 'required' or "
                               '{"type": "function", "function": {"name": ...}}', "tool_choice")
@@ -195,6 +196,8 @@ def output_knobs(chat: bool, body: dict, num_beams: int) -> dict:
     """The ``tools`` and ``constraint`` DecodeRequest fields of an OpenAI body (``response_format``,
     ``tools``, ``tool_choice``, ``parallel_tool_calls``); a ConstraintError names the field."""
     answer = parse_response_format(body.get("response_format"))
+    if chat and isinstance(body.get("messages"), list):
+        check_tool_history(body["messages"])
     if not chat and body.get("tools") not in (None, []):
         raise ConstraintError("'tools' needs chat messages (/v1/chat/completions)", "tools")
     tools, constraint = parse_tools(body.get("tools"), body.get("tool_choice"), body.get("parallel_tool_calls"),
@@ -203,6 +206,18 @@ def output_knobs(chat: bool, body: dict, num_beams: int) -> dict:
         param = "response_format" if constraint is answer else "tools"
         raise ConstraintError(f"'{param}' cannot be enforced with beam search (num_beams > 1)", param)
     return {"tools": tools, "constraint": constraint}
+
+
+def check_tool_history(messages: list) -> None:
+    """Earlier assistant ``tool_calls`` must be a list of ``{"function": {"name", "arguments"}}``."""
+    for i, m in enumerate(messages):
+        calls = m.get("tool_calls") if isinstance(m, dict) else None
+        if calls is None:
+            continue
+        fns = [c.get("function") if isinstance(c, dict) else None for c in calls] if isinstance(calls, list) else [None]
+        if not all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in fns):
+            raise ConstraintError("tool_calls must be a list of {'type': 'function', 'function': {'name', "
+                                  "'arguments'}}", f"messages[{i}].tool_calls")
 
 
 def tool_calls_chunk(response_id: str, created: int, model: str, index: int, result) -> dict | None:

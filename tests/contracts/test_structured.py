@@ -62,6 +62,7 @@ def test_tool_choices():
     (None, "required", "tool_choice"),
     ([WEATHER], {"type": "function", "function": {"name": "other"}}, "tool_choice"),
     ([WEATHER], "sometimes", "tool_choice"),
+    ([WEATHER], {"type": "function", "function": "get_weather"}, "tool_choice"),
     ({"a": 1}, None, "tools"),
     ([{"type": "retrieval"}], None, "tools[0]"),
     ([WEATHER, WEATHER], None, "tools"),
@@ -82,6 +83,10 @@ def test_output_knobs_refuse_beams_and_tools_without_messages():
         output_knobs(False, {"tools": [WEATHER]}, num_beams=1)
     assert err.value.param == "tools"
     assert output_knobs(False, {"response_format": fmt}, 1)["constraint"].kind == "json"
+    history = [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"function": "f"}]}]
+    with pytest.raises(ConstraintError) as err:
+        output_knobs(True, {"messages": history}, 1)
+    assert err.value.param == "messages[1].tool_calls"
 
 
 def test_reading_tool_calls_back():

@@ -39,6 +39,15 @@ def _arguments(raw: Any) -> Any:
     return raw
 
 
+def _call(call: Any) -> tuple[str, Any]:
+    """(name, arguments) of an assistant message's tool call; ValueError (the row's error) when malformed."""
+    fn = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise ValueError(  # noqa: TRY004 - ValueError is what makes a row's error in the engine
+            "an assistant tool call must be {'type': 'function', 'function': {'name', 'arguments'}}")
+    return fn["name"], _arguments(fn.get("arguments"))
+
+
 def template_knows_tools(tokenizer: Any) -> bool:
     key = id(tokenizer)
     if key not in _KNOWS_TOOLS:
@@ -59,10 +68,9 @@ def native_messages(messages: list[dict]) -> list[dict]:
     for m in messages:
         msg: dict[str, Any] = {"role": m.get("role"), "content": _text(m.get("content"))}
         if m.get("tool_calls"):
-            msg["tool_calls"] = [{"id": c.get("id"), "type": "function",
-                                  "function": {"name": c.get("function", {}).get("name"),
-                                               "arguments": _arguments(c.get("function", {}).get("arguments"))}}
-                                 for c in m["tool_calls"]]
+            calls = [(c.get("id") if isinstance(c, dict) else None, *_call(c)) for c in m["tool_calls"]]
+            msg["tool_calls"] = [{"id": i, "type": "function", "function": {"name": name, "arguments": args}}
+                                 for i, name, args in calls]
         for key in ("name", "tool_call_id"):
             if m.get(key) is not None:
                 msg[key] = m[key]
@@ -84,9 +92,8 @@ def worded_messages(messages: list[dict], tools: list[dict] | None) -> list[dict
     for m in messages:
         role, text = m.get("role"), _text(m.get("content"))
         if m.get("tool_calls"):
-            calls = [f"{CALL_OPEN}\n" + json.dumps({"name": c.get("function", {}).get("name"),
-                                                    "arguments": _arguments(c.get("function", {}).get("arguments"))},
-                                                   ensure_ascii=False) + f"\n{CALL_CLOSE}" for c in m["tool_calls"]]
+            calls = [f"{CALL_OPEN}\n" + json.dumps(dict(zip(("name", "arguments"), _call(c))), ensure_ascii=False)
+                     + f"\n{CALL_CLOSE}" for c in m["tool_calls"]]
             text = "\n".join(([text] if text else []) + calls)
         if role == "tool":
             role, text = "user", f"<tool_response>\n{text}\n</tool_response>"
