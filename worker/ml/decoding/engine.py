@@ -29,7 +29,7 @@ from worker.ml.decoding.constraints import BatchGrammar
 from worker.ml.decoding.detokenize import TextAccumulator
 from worker.ml.decoding.kv_prefill import prefill
 from worker.ml.decoding.loaded_model import LoadedModel
-from worker.ml.decoding.logprobs import TokenPieces, prompt_logprobs, step_logprobs
+from worker.ml.decoding.logprobs import PromptLogprobs, TokenPieces, prompt_logprobs, step_logprobs
 from worker.ml.decoding.request_prompts import CHAT_TEMPLATE, render_instruction, render_messages
 from worker.ml.decoding.rows import DecodeRow
 from worker.ml.decoding.sampling import make_generator, select_next_tokens
@@ -129,27 +129,25 @@ class InferenceEngine:
     def _run(self, requests: list[DecodeRequest], results: list[DecodeResult], stream: bool,
              is_cancelled: Callable[[int], bool] | None = None) -> Iterator[Event]:
         """Yields (request index, new text, finished, new tokens' logprobs when ``stream``) events; fills
-        ``results`` as rows finish. Echo rows first yield their prompt (scored when they ask for logprobs);
-        rows with ``max_new_tokens == 0`` end there."""
+        ``results`` as rows finish. Echo rows first yield their prompt (scored when they ask for logprobs,
+        in the prefill pass); rows with ``max_new_tokens == 0`` are only scored and end there."""
         rows = self._prepare(requests, results)
         for i, res in enumerate(results):
             if res is not None:
                 yield i, "", True, None
         pinned = {r.adapter for r in rows}
         self.adapters.evict(pinned)
-        for row in self._start_logprobs(rows):
-            if row.request.max_new_tokens == 0:
-                row.finish = "length"
-                results[row.index] = self._result(row)
-            yield row.index, self._prompt_text(row), row.finish is not None, self._new_logprobs(row, stream)
+        for row in self._start_logprobs(rows):  # max_new_tokens == 0: echo only, scored
+            row.finish = "length"
+            results[row.index] = self._result(row)
+            yield row.index, self._prompt_text(row), True, self._new_logprobs(row, stream)
         rows = [r for r in rows if r.finish is None]
         beam_rows = [r for r in rows if r.request.num_beams > 1]
         for row, result in generate_beams(self.loaded, beam_rows, self.max_batch_size):
-            delta = result.text
-            if row.request.echo:  # its prompt went out with the echo event above
+            if row.request.echo:
                 result.text = self._prompt_text(row) + result.text
             results[row.index] = result
-            yield row.index, delta, True, None
+            yield row.index, result.text, True, None
         for bucket in self._buckets([r for r in rows if r.request.num_beams == 1]):
             for row in bucket:
                 if stream or row.request.stop:
@@ -160,22 +158,26 @@ class InferenceEngine:
                 yield row.index, delta, row.finish is not None, self._new_logprobs(row, stream)
 
     def _start_logprobs(self, rows: list[DecodeRow]) -> list[DecodeRow]:
-        """Set up the logprobs of the rows that ask for them, score the prompts of echo rows (all in one
-        ``score_continuations`` call); return the echo rows."""
-        echo = [r for r in rows if r.request.echo]
-        scored = [r for r in echo if r.request.logprobs is not None]
-        prompt_scores = dict(zip((r.index for r in scored), prompt_logprobs(self.loaded, scored, self.max_batch_tokens)
-                                 if scored else []))
+        """Set up the logprobs of the rows that ask for them; score the prompts of the rows that generate
+        nothing (``max_new_tokens == 0``, all in one ``score_continuations`` call) and return those rows."""
         for row in rows:
-            if row.request.logprobs is None:
-                continue
-            row.logprobs = TokenLogprobs()
-            if not row.request.echo:
-                row.text_offset = len(self._prompt_text(row))
-                continue
-            for token, (logprob, top) in zip(row.prompt_ids, prompt_scores[row.index]):
+            if row.request.logprobs is not None:
+                row.logprobs = TokenLogprobs()
+                if not row.request.echo:
+                    row.text_offset = len(self._prompt_text(row))
+        only = [r for r in rows if r.request.max_new_tokens == 0]
+        self._score_prompts([r for r in only if r.logprobs is not None])
+        return only
+
+    def _score_prompts(self, rows: list[DecodeRow], scores: dict[int, PromptLogprobs] | None = None) -> None:
+        """Add each row's prompt tokens to its logprobs: from ``scores`` (row.index -> prompt logprobs) when
+        given, else teacher-forced in one ``score_continuations`` call."""
+        if scores is None:
+            scores = dict(zip((r.index for r in rows), prompt_logprobs(self.loaded, rows, self.max_batch_tokens)
+                              if rows else []))
+        for row in rows:
+            for token, (logprob, top) in zip(row.prompt_ids, scores[row.index]):
                 row.text_offset = self.pieces.add(row.logprobs, row.text_offset, token, logprob, top)
-        return echo
 
     def _prompt_text(self, row: DecodeRow) -> str:
         """The prompt as text (what ``echo`` returns before the completion)."""
@@ -229,7 +231,12 @@ class InferenceEngine:
                 ) -> Iterator[tuple[DecodeRow, str]]:
         """Prefill the bucket, then decode with the KV cache until every row finished; finished
         rows leave the batch."""
-        cache, mask, logits = prefill(self.loaded, rows, self.prefill_group_min_tokens)
+        cache, mask, logits, prompt_scores, unscored = prefill(self.loaded, rows, self.prefill_group_min_tokens)
+        self._score_prompts(unscored)  # a model whose logits its output layer alone does not give
+        self._score_prompts([r for r in rows if r.index in prompt_scores], prompt_scores)
+        for row in rows:
+            if row.request.echo:
+                yield row, self._prompt_text(row)
         positions = mask.sum(-1) - 1  # position of each row's last prompt token
         generators = [make_generator(r.request) for r in rows]
         grammar = BatchGrammar.of(self.loaded, rows)  # per-row token masks of constrained rows

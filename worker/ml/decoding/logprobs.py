@@ -5,8 +5,12 @@ Every log-probability is of the distribution the model itself gives: ``log_softm
 is what OpenAI and vLLM return, and what loglikelihood evaluation needs.
 
 - generated tokens: ``step_logprobs`` at each decode step, from the logits the engine already has;
-- echoed prompt tokens: ``prompt_logprobs``, teacher-forced through ``scoring.score_continuations``
-  (first prompt token: no log-probability, nothing precedes it);
+- echoed prompt tokens (first prompt token: no log-probability, nothing precedes it): when the row
+  also generates, in the same prefill pass that fills its KV cache (``prompt_logprobs_from_hidden``
+  applies the output layer to the final hidden states at the prompt's positions, a bounded chunk of
+  positions at a time); for scoring-only rows, and for models whose logits are not just the output
+  layer of the last hidden state, teacher-forced through ``scoring.score_continuations``
+  (``prompt_logprobs``);
 - ``TokenPieces`` turns token ids into OpenAI's token strings and bytes (byte-level BPE tokens are
   mapped back to their bytes; a token that is only part of a UTF-8 character shows as ``bytes:\\x..``).
 """
@@ -23,6 +27,8 @@ from worker.ml.decoding.loaded_model import LoadedModel
 from worker.ml.decoding.rows import DecodeRow
 from worker.ml.decoding.scoring import ScoreItem, score_continuations
 
+LOGITS_CHUNK_BYTES = 1 << 28  # fp32 logits of the prompt positions computed at once (per echo row)
+PromptLogprobs = list[tuple[float | None, list[tuple[int, float]]]]  # per prompt token: (logprob, top-k)
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")  # SentencePiece byte fallback
 
 
@@ -113,8 +119,20 @@ def step_logprobs(logits: torch.Tensor, tokens: torch.Tensor, top_k: list[int]
     return [(c, list(zip(ids[j][:top_k[j]], values[j][:top_k[j]]))) for j, c in enumerate(chosen)]
 
 
-def prompt_logprobs(lm: LoadedModel, rows: list[DecodeRow], max_batch_tokens: int
-                    ) -> list[list[tuple[float | None, list[tuple[int, float]]]]]:
+def prompt_logprobs_from_hidden(head: torch.nn.Module, hidden: torch.Tensor, prompt_ids: list[int], top_k: int
+                                ) -> PromptLogprobs:
+    """A prompt's log-probabilities from the final hidden states of its positions (``hidden``: (len, H),
+    the prompt's own columns): position p predicts token p + 1."""
+    out: PromptLogprobs = [(None, [])]
+    chunk = max(1, LOGITS_CHUNK_BYTES // (4 * head.weight.shape[0]))
+    targets = torch.tensor(prompt_ids[1:], device=hidden.device)
+    for start in range(0, len(prompt_ids) - 1, chunk):
+        logits = head(hidden[start:start + chunk])
+        out += step_logprobs(logits, targets[start:start + chunk], [top_k] * logits.shape[0])
+    return out
+
+
+def prompt_logprobs(lm: LoadedModel, rows: list[DecodeRow], max_batch_tokens: int) -> list[PromptLogprobs]:
     """Per row, (log-probability, top alternatives) of every prompt token given the ones before it
     (None and no alternatives for the first), all rows scored together, each through its adapter."""
     items = [ScoreItem(r.prompt_ids[:1], r.prompt_ids[1:], r.adapter, r.request.logprobs or 0) for r in rows]

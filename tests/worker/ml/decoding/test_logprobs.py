@@ -115,3 +115,24 @@ def test_beam_search_echoes_but_has_no_logprobs(tiny_engine):
         DecodeRequest(prompt=PROMPTS[0], num_beams=2, max_new_tokens=4, logprobs=1)])
     assert echoed.text == PROMPTS[0] + plain.text and echoed.logprobs is None
     assert scored.error == "logprobs are not available with beam search"
+
+
+def test_echo_prompts_are_scored_in_the_prefill_pass_or_apart_alike(tiny_engine, tiny_adapters, monkeypatch):
+    from worker.ml.decoding import engine as engine_module
+    from worker.ml.decoding import kv_prefill
+
+    requests = [DecodeRequest(prompt=p, adapter_dir=a, max_new_tokens=3, logprobs=2, echo=True)
+                for p in PROMPTS[:2] for a in (None, tiny_adapters["A"])]
+    calls = []
+    real = engine_module.prompt_logprobs
+    monkeypatch.setattr(engine_module, "prompt_logprobs", lambda *a: calls.append(a) or real(*a))
+    one_pass = tiny_engine.generate(requests)
+    assert calls == []  # no second pass over the prompts
+    monkeypatch.setattr(kv_prefill, "_score_prompts", lambda *a: {})  # as for a model that rescales its logits
+    apart = tiny_engine.generate(requests)
+    assert len(calls) == 1
+    for a, b in zip(one_pass, apart):
+        assert a.logprobs.token_ids == b.logprobs.token_ids and a.text == b.text
+        assert a.logprobs.token_logprobs[1:] == pytest.approx(b.logprobs.token_logprobs[1:], abs=1e-4)
+        assert [[t for t, _ in top] for top in a.logprobs.top_logprobs] == \
+            [[t for t, _ in top] for top in b.logprobs.top_logprobs]
