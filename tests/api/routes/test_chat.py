@@ -90,6 +90,12 @@ def test_the_body_reaches_the_server_untouched_extra_fields_included(client, ali
     r = client.post("/v1/completions", headers=alice.headers, json={"model": BASE, "prompt": ["a", "b"]})
     assert r.status_code == 200 and seen[-1]["path"] == "/v1/completions"
 
+    scoring = {"model": BASE, "prompt": [[12, 34], [56]], "max_tokens": 0, "echo": True, "logprobs": 5}
+    r = client.post("/v1/completions", headers=alice.headers, json=scoring)
+    assert r.status_code == 200 and seen[-1]["body"] == scoring
+    chat_lp = {"model": BASE, "messages": MESSAGES, "logprobs": True, "top_logprobs": 20}
+    assert client.post("/v1/chat/completions", headers=alice.headers, json=chat_lp).status_code == 200
+
 
 def test_streams_and_server_errors_come_back_as_sent(client, alice, inference):
     _, answer = inference
