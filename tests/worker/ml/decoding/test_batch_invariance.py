@@ -60,3 +60,18 @@ def test_greedy_answers_do_not_depend_on_the_batch(invariant_engine, tiny_adapte
 def test_invariant_engine_decodes_one_row_per_batch(invariant_engine):
     rows = [DecodeRow(i, DecodeRequest(prompt=p), [1] * (i + 1), "__base__") for i, p in enumerate(FILLER)]
     assert [len(b) for b in invariant_engine._buckets(rows)] == [1] * len(FILLER)
+
+
+@pytest.mark.slow
+def test_real_model_greedy_answers_alone_equal_those_in_a_mixed_batch(base_model_dir):
+    """SmolLM2-135M at the default precision (bf16 where native): two prompts alone, then in a batch of 8."""
+    from worker.ml.decoding.engine import InferenceEngine
+
+    engine = InferenceEngine(base_model_dir, device="cpu", batch_invariant=True)
+    targets = [DecodeRequest(messages=[{"role": "user", "content": "What is the capital of France?"}],
+                             max_new_tokens=12, temperature=0),
+               DecodeRequest(prompt="The three primary colours are", max_new_tokens=12, temperature=0)]
+    alone = [engine.generate([t])[0].text for t in targets]
+    batch, positions = interleave(targets, fillers(6, [None]))
+    results = engine.generate(batch)
+    assert [results[p].text for p in positions] == alone
