@@ -70,9 +70,8 @@ class BatchGrammar:
         for matcher, j in pairs if len(pairs) < PARALLEL_ROWS else []:
             matcher.unsafe_compute_mask_ptr(bits[j].ctypes.data, words * 4)
         mask = torch.from_numpy(np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little")[:, :vocab]).bool()
-        dead = ~mask.any(dim=-1)
-        if dead.any():  # a matcher in error (should not happen): let the row end rather than sample nothing
-            mask[dead, min(self.loaded.eos_ids)] = True
+        for j in np.flatnonzero(~bits.any(axis=1)):  # a matcher in error (should not happen): end the row
+            mask[j, min(self.loaded.eos_ids)] = True
         return mask.to(device)
 
     def consume(self, rows: list[DecodeRow], tokens: list[int]) -> None:
