@@ -75,7 +75,7 @@ class InferenceEngine:
         # see README "Deterministic mode"); throughput falls to one row's.
         self.batch_invariant = batch_invariant
         self.max_batch_size = 1 if batch_invariant else max_batch_size
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = 1 if batch_invariant else max_batch_tokens  # 1: echoed prompts are scored alone too
         self.prefill_group_min_tokens = 512  # a prefill group is split off only past this many real tokens
 
     # --- prompts

@@ -39,23 +39,39 @@ def invariant_engine(tiny_llama_dir):
 
 def test_greedy_answers_do_not_depend_on_the_batch(invariant_engine, tiny_adapters):  # noqa: F811
     adapters = [None, tiny_adapters["A"], tiny_adapters["B"]]
-    targets = [DecodeRequest(prompt="Once upon a time", max_new_tokens=8, temperature=0),
+    # logprobs=0: the generated tokens' log-probabilities must be equal too (bitwise), not only the argmax
+    targets = [DecodeRequest(prompt="Once upon a time", max_new_tokens=8, temperature=0, logprobs=0),
                DecodeRequest(prompt="The sky is blue because", adapter_dir=tiny_adapters["A"], max_new_tokens=8,
-                             temperature=0),
+                             temperature=0, logprobs=0),
                DecodeRequest(messages=[{"role": "user", "content": "Name three colours."}],
-                             adapter_dir=tiny_adapters["B"], max_new_tokens=8, temperature=0)]
+                             adapter_dir=tiny_adapters["B"], max_new_tokens=8, temperature=0, logprobs=0)]
     alone = [invariant_engine.generate([t])[0] for t in targets]
     assert all(a.ok and a.completion_tokens > 0 for a in alone)
-    want = [(a.text, a.completion_tokens, a.finish_reason) for a in alone]
+    want = [(a.text, a.completion_tokens, a.finish_reason, a.logprobs) for a in alone]
     shared = [(targets[:2], []), (targets[2:], fillers(1, adapters)),
               (targets, fillers(5, adapters)), (targets, fillers(13, adapters))]
     for chosen, others in shared:
         batch, positions = interleave(chosen, others)
         assert len(batch) in (2, 8, 16)
         results = invariant_engine.generate(batch)
-        got = [(results[p].text, results[p].completion_tokens, results[p].finish_reason) for p in positions]
+        got = [(results[p].text, results[p].completion_tokens, results[p].finish_reason, results[p].logprobs)
+               for p in positions]
         assert got == [want[targets.index(t)] for t in chosen], len(batch)
 
+
+
+def test_log_probabilities_do_not_depend_on_the_batch(invariant_engine, tiny_adapters):  # noqa: F811
+    """Echoed prompts (scored only, ``max_new_tokens`` 0) and generated tokens alike."""
+    adapters = [None, tiny_adapters["A"]]
+    targets = [DecodeRequest(prompt="The sky is blue because", max_new_tokens=0, echo=True, logprobs=2),
+               DecodeRequest(prompt="Once upon a time", adapter_dir=tiny_adapters["A"], max_new_tokens=4,
+                             temperature=0, echo=True, logprobs=1)]
+    others = [DecodeRequest(prompt=p, adapter_dir=adapters[i % 2], max_new_tokens=0, echo=True, logprobs=1)
+              for i, p in enumerate(FILLER)] + fillers(1, adapters)
+    alone = [invariant_engine.generate([t])[0].logprobs for t in targets]
+    batch, positions = interleave(targets, others)
+    results = invariant_engine.generate(batch)
+    assert [results[p].logprobs for p in positions] == alone
 
 def test_invariant_engine_decodes_one_row_per_batch(invariant_engine):
     rows = [DecodeRow(i, DecodeRequest(prompt=p), [1] * (i + 1), "__base__") for i, p in enumerate(FILLER)]
