@@ -70,10 +70,7 @@ class InferenceEngine:
         self.device, self.dtype = self.loaded.device, self.loaded.dtype
         self.max_positions = self.loaded.max_positions
         self.pieces = TokenPieces(self.tokenizer)
-        # batch_invariant: every row is decoded in a batch of its own, so its answer cannot depend on what
-        # else was submitted with it (left padding, matmul shapes and adapter routing change with the batch;
-        # see README "Deterministic mode"); throughput falls to one row's.
-        self.batch_invariant = batch_invariant
+        self.batch_invariant = batch_invariant  # every row decoded alone: see README "Deterministic mode"
         self.max_batch_size = 1 if batch_invariant else max_batch_size
         self.max_batch_tokens = 1 if batch_invariant else max_batch_tokens  # 1: echoed prompts are scored alone too
         self.prefill_group_min_tokens = 512  # a prefill group is split off only past this many real tokens
