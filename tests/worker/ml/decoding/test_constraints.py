@@ -87,3 +87,16 @@ def test_auto_lets_the_model_answer_in_text(engine):
     free = DecodeRequest(messages=MESSAGES, tools=tools, max_new_tokens=8, temperature=0)
     res = engine.generate([free.model_copy(update={"constraint": constraint})])[0]
     assert res.finish_reason == "length" and res.tool_calls is None and res.text
+
+
+def test_auto_with_a_response_format_answers_schema_json_or_a_call(engine):
+    fmt = parse_response_format({"type": "json_schema", "json_schema": {"name": "p", "schema": PERSON}})
+    tools, constraint = parse_tools([WEATHER], "auto", parallel_tool_calls=False, answer=fmt)
+    rows = [DecodeRequest(messages=MESSAGES, tools=tools, constraint=constraint, max_new_tokens=64, temperature=1.0,
+                          seed=s) for s in range(6)]
+    for r in engine.generate(rows):
+        if r.tool_calls:
+            assert r.finish_reason == "tool_calls"
+            assert valid(WEATHER["function"]["parameters"], r.tool_calls[0]["function"]["arguments"])
+        else:
+            assert r.finish_reason == "stop" and valid(PERSON, r.text), r.text
