@@ -23,7 +23,7 @@ from api.job_views import batch_status, batch_view
 from api.queue import notify_submitted
 from api.routes.job_lifecycle import kind_router
 from api.schemas.batches import BatchCreate, BatchRead
-from contracts.records import BatchRequest, parse_batch_file
+from contracts.batch_records import BatchRequest, parse_batch_file
 from models.crud import jobs as job_crud
 from models.job import JobKind
 

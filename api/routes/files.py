@@ -13,7 +13,8 @@ from api.errors import APIError, error_responses
 from api.schemas.common import DeletedRead, ListRead
 from api.schemas.files import UPLOAD_BODY, UPLOAD_PURPOSES, FileRead
 from api.views import file_view
-from contracts.records import parse_batch_file, parse_eval_file, parse_training_file
+from contracts.batch_records import parse_batch_file
+from contracts.records import parse_eval_file, parse_training_file
 from models.base import new_id
 from models.crud.files import get_owned_file
 from models.file import File

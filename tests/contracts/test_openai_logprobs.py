@@ -118,7 +118,7 @@ def test_chat_logprobs_have_openai_shape():
 def test_batch_lines_take_token_prompts_and_name_a_bad_one():
     import json
 
-    from contracts.records import parse_batch_file
+    from contracts.batch_records import parse_batch_file
 
     def line(custom_id, prompt):
         return {"custom_id": custom_id, "method": "POST", "url": "/v1/completions",

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from contracts.records import parse_batch_file, parse_eval_file, parse_training_file
+from contracts.batch_records import parse_batch_file
+from contracts.records import parse_eval_file, parse_training_file
 
 
 def jsonl(*rows) -> bytes:

@@ -70,7 +70,7 @@ class DecodedRowsLedger:
 
 def run_eval_job(ctx: JobContext) -> dict:
     from worker.ml.decoding.engine import InferenceEngine
-    from worker.ml.evaluation.batch_run import run_eval
+    from worker.ml.evaluation.eval_run import run_eval
 
     p = ctx.params
     parsed = parse_eval_file(read_owned_file(ctx, p["eval_file"], "eval_file"), ctx.settings.max_line_bytes)

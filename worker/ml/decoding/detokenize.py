@@ -1,8 +1,12 @@
 """Incremental detokenisation with stop sequences: text deltas that never show half a UTF-8
-character, nor the beginning of a stop sequence that might still complete."""
+character, nor the beginning of a stop sequence that might still complete; ``TextStream``, one
+request's deltas as an iterator (``InferenceEngine.stream``)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+from contracts.decoding import DecodeResult
 
 
 def find_stop(text: str, stops: list[str], start: int = 0) -> int:
@@ -73,3 +77,22 @@ class TextAccumulator:
         piece = self.text[self.emitted:upto]
         self.emitted = upto
         return piece
+
+
+class TextStream:
+    """Iterator of text deltas for one request; ``result`` is set once it is exhausted."""
+
+    def __init__(self, events: Iterator[tuple[int, str]], results: list[DecodeResult]) -> None:  # (index, delta)
+        self._events = events
+        self._results = results
+        self.result: DecodeResult | None = None
+
+    def __iter__(self) -> TextStream:
+        return self
+
+    def __next__(self) -> str:
+        for _, delta in self._events:
+            if delta:
+                return delta
+        self.result = self._results[0]
+        raise StopIteration

@@ -26,7 +26,7 @@ from contracts.tools import with_tool_calls
 from worker.ml.decoding.adapter_cache import AdapterLoadError
 from worker.ml.decoding.beams import generate_beams
 from worker.ml.decoding.constraints import BatchGrammar
-from worker.ml.decoding.detokenize import TextAccumulator
+from worker.ml.decoding.detokenize import TextAccumulator, TextStream
 from worker.ml.decoding.kv_prefill import prefill
 from worker.ml.decoding.loaded_model import LoadedModel
 from worker.ml.decoding.logprobs import PromptLogprobs, TokenPieces, prompt_logprobs, step_logprobs
@@ -39,25 +39,6 @@ DeltaCallback = Callable[[int, str], None]  # (request index, new text)
 ResultCallback = Callable[[int, DecodeResult], None]  # (request index, its finished result)
 LogprobsCallback = Callable[[int, TokenLogprobs], None]  # (request index, its tokens since the last call)
 Event = tuple[int, str, bool, TokenLogprobs | None]  # (request index, new text, finished, new tokens' logprobs)
-
-
-class TextStream:
-    """Iterator of text deltas for one request; ``result`` is set once it is exhausted."""
-
-    def __init__(self, events: Iterator[tuple[int, str]], results: list[DecodeResult]) -> None:  # (index, delta)
-        self._events = events
-        self._results = results
-        self.result: DecodeResult | None = None
-
-    def __iter__(self) -> TextStream:
-        return self
-
-    def __next__(self) -> str:
-        for _, delta in self._events:
-            if delta:
-                return delta
-        self.result = self._results[0]
-        raise StopIteration
 
 
 class InferenceEngine:

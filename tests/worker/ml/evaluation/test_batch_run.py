@@ -7,10 +7,12 @@ import pytest
 
 from contracts.configs import SamplingParams
 from contracts.decoding import DecodeRequest, ModelTarget
-from contracts.records import BatchRequest, Example
+from contracts.batch_records import BatchRequest
+from contracts.records import Example
 from tests.worker.ml.decoding import engine_helpers as helpers
 from worker.ml.decoding.request_prompts import CHAT_TEMPLATE
-from worker.ml.evaluation.batch_run import run_batch, run_eval
+from worker.ml.evaluation.batch_run import run_batch
+from worker.ml.evaluation.eval_run import run_eval
 
 tiny_adapters, tiny_engine = helpers.tiny_adapters, helpers.tiny_engine  # shared fixtures
 

@@ -11,7 +11,7 @@ from contracts.records import parse_eval_file
 from tests.worker.ml.decoding import engine_helpers as helpers
 from worker.ml.decoding.adapter_cache import BASE_ADAPTER
 from worker.ml.decoding.scoring import ScoreItem, score_continuations
-from worker.ml.evaluation.batch_run import run_eval
+from worker.ml.evaluation.eval_run import run_eval
 from worker.ml.evaluation.multiple_choice import choice_scores
 
 tiny_adapters, tiny_engine = helpers.tiny_adapters, helpers.tiny_engine  # shared fixtures
