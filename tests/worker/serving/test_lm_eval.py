@@ -1,6 +1,6 @@
 """EleutherAI's lm-evaluation-harness (``local-completions``) against a live serving app: a tiny
 multiple-choice task whose data this test writes (local JSON, no hub) gets the ``acc`` that the
-engine's own scores give, choice by choice."""
+engine's own scores give, choice by choice; a ``generate_until`` task runs with token-id prompts."""
 from __future__ import annotations
 
 import json
@@ -40,8 +40,28 @@ metric_list:
 """
 
 
-def test_local_completions_multiple_choice_acc_equals_the_engines_scores(server, tiny_llama_dir, tiny_engine,
-                                                                        serving_targets, tmp_path, monkeypatch):
+GENERATE_TASK = """task: lorafleet_tiny_gen
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_target: "{{{{choices[label]}}}}"
+generation_kwargs:
+  until: ["\\n"]
+  max_gen_toks: 8
+  do_sample: false
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+def run_task(name: str, task_yaml: str, server, tiny_llama_dir, tmp_path, monkeypatch) -> dict:
+    """``name`` from ``task_yaml`` (over DOCS written as local JSON) with ``local-completions``, offline."""
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
@@ -52,13 +72,19 @@ def test_local_completions_multiple_choice_acc_equals_the_engines_scores(server,
     data.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
     tasks = tmp_path / "tasks"
     tasks.mkdir()
-    (tasks / "lorafleet_tiny_mc.yaml").write_text(TASK.format(data=data))
-    out = simple_evaluate(
+    (tasks / f"{name}.yaml").write_text(task_yaml.format(data=data))
+    return simple_evaluate(
         model="local-completions",
         model_args={"base_url": f"{server[0]}/completions", "model": "ft-a", "tokenizer_backend": "huggingface",
-                    "tokenizer": str(tiny_llama_dir), "batch_size": 8, "max_retries": 1},
-        tasks=["lorafleet_tiny_mc"], task_manager=TaskManager(include_path=str(tasks), include_defaults=False),
+                    "tokenizer": str(tiny_llama_dir), "tokenized_requests": True, "batch_size": 8,
+                    "max_retries": 1},
+        tasks=[name], task_manager=TaskManager(include_path=str(tasks), include_defaults=False),
         log_samples=True, bootstrap_iters=0)
+
+
+def test_local_completions_multiple_choice_acc_equals_the_engines_scores(server, tiny_llama_dir, tiny_engine,
+                                                                        serving_targets, tmp_path, monkeypatch):
+    out = run_task("lorafleet_tiny_mc", TASK, server, tiny_llama_dir, tmp_path, monkeypatch)
 
     # the engine's own scores: each choice (" " + choice, lm-eval's target delimiter) after the question
     adapter = tiny_engine.loaded.adapter_name(serving_targets["ft-a"].adapter_dir)
@@ -76,3 +102,26 @@ def test_local_completions_multiple_choice_acc_equals_the_engines_scores(server,
     for sample, sums in zip(samples, expected_sums):
         assert [resp[0][0] for resp in sample["resps"]] == pytest.approx(sums, abs=1e-4)
     assert [s["acc"] for s in samples] == correct
+
+
+def test_local_completions_generate_until_sends_token_id_prompts(server, tiny_llama_dir, tiny_engine, tmp_path,
+                                                                 monkeypatch):
+    import worker.serving.app as serving_app
+
+    bodies = []
+    parse = serving_app.parse_openai_body
+
+    def recording(url, body, *args, **kwargs):
+        bodies.append(body)
+        return parse(url, body, *args, **kwargs)
+
+    monkeypatch.setattr(serving_app, "parse_openai_body", recording)
+    out = run_task("lorafleet_tiny_gen", GENERATE_TASK, server, tiny_llama_dir, tmp_path, monkeypatch)
+    samples = sorted(out["samples"]["lorafleet_tiny_gen"], key=lambda s: s["doc_id"])
+    assert len(samples) == len(DOCS) and all(isinstance(s["resps"][0][0], str) for s in samples)
+    assert "exact_match,none" in out["results"]["lorafleet_tiny_gen"]
+    prompts = [p for body in bodies for p in body["prompt"]]  # lm-eval batches them: a list of id lists
+    assert all(isinstance(p, list) and p and all(isinstance(t, int) for t in p) for p in prompts), prompts
+    sent = sorted(tiny_engine.tokenizer.decode(p) for p in prompts)
+    assert sent == sorted(f"Question: {d['question']}\nAnswer:" for d in DOCS)
+    assert all(body["max_tokens"] == 8 and "\n" in body["stop"] for body in bodies)
