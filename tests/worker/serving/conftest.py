@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -25,29 +26,38 @@ def serving_targets(tiny_adapters) -> dict[str, ModelTarget]:
             "ft-b": ModelTarget("ft-b", tiny_adapters["B"])}
 
 
-@pytest.fixture(scope="session")
-def server(tiny_llama_dir, serving_targets):
-    """Yields (base_url, app); the batch window is wide so concurrent requests share batches."""
+@contextmanager
+def serving_app_running(model_dir, targets: dict[str, ModelTarget], batch_window_ms: float, start_timeout_s: float):
+    """The serving app over an fp32 engine of ``model_dir`` under uvicorn in a thread; yields (base_url, app)."""
     import uvicorn
 
     from worker.ml.decoding.engine import InferenceEngine
     from worker.serving.app import create_serving_app
 
-    app = create_serving_app(lambda: InferenceEngine(tiny_llama_dir, device="cpu", dtype="float32"),
-                             serving_targets.__getitem__, list_models=lambda: list(serving_targets),
-                             batch_window_ms=50)
+    app = create_serving_app(lambda: InferenceEngine(model_dir, device="cpu", dtype="float32"),
+                             targets.__getitem__, list_models=lambda: list(targets),
+                             batch_window_ms=batch_window_ms)
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    deadline = time.time() + 60
+    deadline = time.time() + start_timeout_s
     while not srv.started:
         if time.time() > deadline or not thread.is_alive():
             raise RuntimeError("the serving app did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1", app
-    srv.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}/v1", app
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server(tiny_llama_dir, serving_targets):
+    """Yields (base_url, app); the batch window is wide so concurrent requests share batches."""
+    with serving_app_running(tiny_llama_dir, serving_targets, batch_window_ms=50, start_timeout_s=60) as running:
+        yield running
 
 
 @pytest.fixture

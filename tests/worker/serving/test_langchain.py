@@ -3,14 +3,12 @@ and tool calls, invoked and streamed (four answers of ~30 tokens each)."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import pytest
 from pydantic import BaseModel, Field
 
 from contracts.decoding import ModelTarget
-from tests.worker.serving.conftest import free_port
+from tests.worker.serving.conftest import serving_app_running
 
 pytest.importorskip("langchain_openai")
 
@@ -35,26 +33,9 @@ def get_weather(city: str, unit: str = "celsius") -> str:
 
 @pytest.fixture(scope="module")
 def base_server(base_model_dir):
-    import uvicorn
-
-    from worker.ml.decoding.engine import InferenceEngine
-    from worker.serving.app import create_serving_app
-
-    targets = {"smol": ModelTarget("smol", None)}
-    app = create_serving_app(lambda: InferenceEngine(base_model_dir, device="cpu", dtype="float32"),
-                             targets.__getitem__, list_models=lambda: list(targets), batch_window_ms=20)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 120
-    while not srv.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("the serving app did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    srv.should_exit = True
-    thread.join(timeout=30)
+    with serving_app_running(base_model_dir, {"smol": ModelTarget("smol", None)}, batch_window_ms=20,
+                             start_timeout_s=120) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")

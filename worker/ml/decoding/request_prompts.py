@@ -11,20 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.prompts import render_prompt
-from worker.ml.decoding.tool_prompts import render_chat, worded_messages
+from worker.ml.decoding.tool_prompts import content_text, render_chat, worded_messages
 
 CHAT_TEMPLATE = "chat"
-
-
-def content_text(content: Any) -> str:
-    """OpenAI message content: a string, or a list of parts of which the text parts count."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    if content is None:
-        return ""
-    raise ValueError("message content must be a string or a list of text parts")
 
 
 def messages_to_instruction(messages: list[dict]) -> tuple[str, str]:

@@ -20,7 +20,8 @@ _PROBE_TOOLS = [{"type": "function", "function": {"name": "probe_tool_zq", "desc
 _KNOWS_TOOLS: dict[int, bool] = {}
 
 
-def _text(content: Any) -> str:
+def content_text(content: Any) -> str:
+    """OpenAI message content: a string, or a list of parts of which the text parts count."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -66,7 +67,7 @@ def native_messages(messages: list[dict]) -> list[dict]:
     """OpenAI messages in the shape HF chat templates take (text content, dict arguments)."""
     out = []
     for m in messages:
-        msg: dict[str, Any] = {"role": m.get("role"), "content": _text(m.get("content"))}
+        msg: dict[str, Any] = {"role": m.get("role"), "content": content_text(m.get("content"))}
         if m.get("tool_calls"):
             calls = [(c.get("id") if isinstance(c, dict) else None, *_call(c)) for c in m["tool_calls"]]
             msg["tool_calls"] = [{"id": i, "type": "function", "function": {"name": name, "arguments": args}}
@@ -90,7 +91,7 @@ def worded_messages(messages: list[dict], tools: list[dict] | None) -> list[dict
     """Messages for a template that ignores tools: tools in a system message, calls and results as text."""
     out: list[dict] = []
     for m in messages:
-        role, text = m.get("role"), _text(m.get("content"))
+        role, text = m.get("role"), content_text(m.get("content"))
         if m.get("tool_calls"):
             calls = [f"{CALL_OPEN}\n" + json.dumps(dict(zip(("name", "arguments"), _call(c))), ensure_ascii=False)
                      + f"\n{CALL_CLOSE}" for c in m["tool_calls"]]
@@ -118,5 +119,5 @@ def render_chat(messages: list[dict], tokenizer: Any, tools: list[dict] | None =
                                              add_generation_prompt=True)
     if tools or has_tool_turns(messages):
         messages = worded_messages(messages, tools)
-    plain = [{"role": m.get("role"), "content": _text(m.get("content"))} for m in messages]
+    plain = [{"role": m.get("role"), "content": content_text(m.get("content"))} for m in messages]
     return tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=True)
