@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-exec python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup "$@"
+exec python -m pytest -q -p no:cacheprovider "$@"

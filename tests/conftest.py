@@ -90,16 +90,3 @@ def db_session_factory(pg_database):
     engine = make_engine(pg_database)
     yield make_sessionmaker(engine)
     engine.dispose()
-
-
-INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``scripts/test.sh`` runs ``-n 2 --dist loadgroup``) the integration tests form
-    one group, run one after another by one xdist worker (each starts services and worker processes that
-    want the machine's cores), while the other worker runs the unit tests beside them."""
-    for item in items:
-        if INTEGRATION_DIR in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.xdist_group("integration"))
-
