@@ -8,7 +8,7 @@
 - ``reference_loss``: teacher-forced loss of the reference answer (response tokens + EOS only, as
   in training), batched with left padding; per-example mean NLL and perplexity.
 - ``judge_prompt`` / ``parse_judge_rating``: an LLM judge (any teacher) rates a response 1-10.
-Torch is imported only by ``reference_loss`` (through ``_chunk_losses``).
+Torch is imported only by ``reference_loss`` (through ``score_continuations``).
 """
 from __future__ import annotations
 
@@ -84,18 +84,14 @@ def _scored_sequence(engine: InferenceEngine, ex: Example, adapter_dir: Path | N
 
 
 def _chunk_losses(lm: LoadedModel, seqs: list[tuple[list[int], int]], adapter: str) -> list[ReferenceLoss]:
-    """Teacher-forced losses of one left-padded chunk; left padding puts every answer at the end,
-    so only the last ``tail`` + 1 positions need logits."""
-    import torch
+    """Teacher-forced losses of the answers (the last ``n`` tokens of each sequence), scored by the
+    engine's batched ``score_continuations``."""
+    from worker.ml.decoding.scoring import ScoreItem, score_continuations
 
-    tail = max(n for _, n in seqs)
-    with torch.inference_mode():
-        out, ids, _ = lm.forward_left_padded([s for s, _ in seqs], [adapter] * len(seqs), logits_to_keep=tail + 1)
-        logits = out.logits[:, :-1].float()
-        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, -tail:, None])[..., 0]
+    items = [ScoreItem(ids[:-n], ids[-n:], adapter) for ids, n in seqs]
     losses = []
-    for j, (_, n) in enumerate(seqs):
-        nll = -logprobs[j, tail - n:].sum().item() / n
+    for (_, n), res in zip(seqs, score_continuations(lm, items)):
+        nll = -sum(res.token_logprobs) / n
         losses.append(ReferenceLoss(nll, math.exp(min(nll, 700.0)), n))
     return losses
 
