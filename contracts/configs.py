@@ -91,6 +91,52 @@ class FinetuneHyperparameters(BaseModel):
         return self.batch_size // self.micro_batch_size
 
 
+
+class DpoHyperparameters(FinetuneHyperparameters):
+    """DPO over the same LoRA recipe: every supervised knob (``batch_size`` and ``micro_batch_size`` count
+    preference pairs) plus ``beta``, the strength of the pull towards the reference policy."""
+
+    beta: float = Field(0.1, gt=0, le=100, description="DPO temperature: higher keeps closer to the reference")
+
+
+class SupervisedMethod(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hyperparameters: FinetuneHyperparameters = Field(default_factory=FinetuneHyperparameters)
+
+
+class DpoMethod(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hyperparameters: DpoHyperparameters = Field(default_factory=DpoHyperparameters)
+
+
+MethodType = Literal["supervised", "dpo", "reinforcement"]
+SUPPORTED_METHODS = ("supervised", "dpo")
+
+
+class FineTuningMethod(BaseModel):
+    """OpenAI's ``method``: its ``type`` and that type's block. ``reinforcement`` parses (so the API can
+    answer it with a precise 400) but no worker runs it."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: MethodType = "supervised"
+    supervised: SupervisedMethod | None = None
+    dpo: DpoMethod | None = None
+    reinforcement: dict | None = None
+
+    @model_validator(mode="after")
+    def _block_matches_type(self):
+        for other in ("supervised", "dpo", "reinforcement"):
+            if other != self.type and getattr(self, other) is not None:
+                raise ValueError(f"method.{other} given with method.type '{self.type}'")
+        return self
+
+    def hyperparameters(self) -> FinetuneHyperparameters:
+        """The hyperparameters of the method's block (its defaults when the block is left out)."""
+        if self.type == "dpo":
+            return (self.dpo or DpoMethod()).hyperparameters
+        return (self.supervised or SupervisedMethod()).hyperparameters
+
+
 # --- self-instruct generation
 GenerationMethod = Literal["self_instruct", "alpaca"]
 

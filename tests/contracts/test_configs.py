@@ -32,3 +32,20 @@ def test_errors_name_the_field(bad, field):
 def test_batch_must_be_a_multiple_of_micro_batch():
     with pytest.raises(ValidationError, match="multiple of micro_batch_size"):
         FinetuneHyperparameters(batch_size=10, micro_batch_size=4)
+
+
+def test_method_types_supervised_dpo_and_reinforcement_parse():
+    from contracts.configs import DpoHyperparameters, FineTuningMethod
+
+    dpo = FineTuningMethod.model_validate({"type": "dpo", "dpo": {"hyperparameters": {
+        "beta": 0.25, "batch_size": 8, "learning_rate_multiplier": 0.5, "n_epochs": 4, "micro_batch_size": 4}}})
+    hp = dpo.hyperparameters()
+    assert isinstance(hp, DpoHyperparameters)
+    assert (hp.beta, hp.batch_size, hp.learning_rate, hp.num_epochs) == (0.25, 8, 1.5e-4, 4)
+    assert FineTuningMethod.model_validate({"type": "dpo"}).hyperparameters().beta == 0.1
+    assert type(FineTuningMethod().hyperparameters()).__name__ == "FinetuneHyperparameters"
+    assert FineTuningMethod.model_validate({"type": "reinforcement"}).type == "reinforcement"
+    for bad in ({"type": "dpo", "supervised": {}}, {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}},
+                {"type": "dpo", "dpo": {"hyperparameters": {"gamma": 1}}}, {"type": "rlhf"}):
+        with pytest.raises(ValidationError):
+            FineTuningMethod.model_validate(bad)
