@@ -26,6 +26,7 @@ from contracts.decoding import TokenLogprobs, TokenPiece
 from worker.ml.decoding.loaded_model import LoadedModel
 from worker.ml.decoding.rows import DecodeRow
 from worker.ml.decoding.scoring import ScoreItem, score_continuations
+from worker.ml.decoding.token_logprobs import target_logprobs
 
 LOGITS_CHUNK_BYTES = 1 << 28  # fp32 logits of the prompt positions computed at once (per echo row)
 PromptLogprobs = list[tuple[float | None, list[tuple[int, float]]]]  # per prompt token: (logprob, top-k)
@@ -109,14 +110,8 @@ class TokenPieces:
 def step_logprobs(logits: torch.Tensor, tokens: torch.Tensor, top_k: list[int]
                   ) -> list[tuple[float, list[tuple[int, float]]]]:
     """(log-probability of ``tokens[j]``, its ``top_k[j]`` best alternatives) for each row of raw ``logits``."""
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    chosen = logprobs.gather(-1, tokens[:, None].to(logprobs.device))[:, 0].tolist()
-    k = max(top_k, default=0)
-    if k == 0:
-        return [(c, []) for c in chosen]
-    top = torch.topk(logprobs, k, dim=-1)
-    ids, values = top.indices.tolist(), top.values.tolist()
-    return [(c, list(zip(ids[j][:top_k[j]], values[j][:top_k[j]]))) for j, c in enumerate(chosen)]
+    res = target_logprobs(logits, tokens, max(top_k, default=0))
+    return [(c, top[:k]) for c, top, k in zip(res.chosen, res.top, top_k)]
 
 
 def prompt_logprobs_from_hidden(head: torch.nn.Module, hidden: torch.Tensor, prompt_ids: list[int], top_k: int
@@ -126,7 +121,8 @@ def prompt_logprobs_from_hidden(head: torch.nn.Module, hidden: torch.Tensor, pro
     out: PromptLogprobs = [(None, [])]
     chunk = max(1, LOGITS_CHUNK_BYTES // (4 * head.weight.shape[0]))
     targets = torch.tensor(prompt_ids[1:], device=hidden.device)
-    for start in range(0, len(prompt_ids) - 1, chunk):
+    hidden = hidden[:len(targets)]  # the last position predicts past the prompt
+    for start in range(0, len(targets), chunk):
         logits = head(hidden[start:start + chunk])
         out += step_logprobs(logits, targets[start:start + chunk], [top_k] * logits.shape[0])
     return out

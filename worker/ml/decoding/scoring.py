@@ -21,6 +21,7 @@ import torch
 from worker.ml.decoding.adapter_cache import BASE_ADAPTER
 from worker.ml.decoding.loaded_model import LoadedModel
 from worker.ml.decoding.rows import left_pad, positions_of
+from worker.ml.decoding.token_logprobs import target_logprobs
 
 LOGITS_BUDGET_BYTES = 1 << 29  # fp32 log-probs (positions x vocabulary) computed at once
 
@@ -98,7 +99,7 @@ def _score_bucket(loaded: LoadedModel, items: list[ScoreItem]) -> list[ScoreResu
     targets = ids[rows, cols + 1]
     adapters = [it.adapter for it in items]
     k = max(it.top_k for it in items)
-    chosen, greedy, top_values, top_ids = [], [], [], []
+    chosen, greedy, tops = [], [], []
     with torch.inference_mode():
         hidden = _continuation_states(loaded, ids, mask, adapters, rows, cols, int(width - cols.min()))
         position_adapters = [adapters[r] for r in rows.tolist()]
@@ -108,19 +109,15 @@ def _score_bucket(loaded: LoadedModel, items: list[ScoreItem]) -> list[ScoreResu
             if _split_output_layer(loaded):
                 with loaded.adapter_rows(position_adapters[start:start + step]):
                     logits = loaded.model.get_output_embeddings()(logits)
-            logprobs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
-            target = targets[start:start + step]
-            chosen += logprobs.gather(-1, target[:, None])[:, 0].tolist()
-            greedy += (logprobs.argmax(-1) == target).tolist()
-            if k:
-                top = torch.topk(logprobs, k, dim=-1)
-                top_values += top.values.tolist()
-                top_ids += top.indices.tolist()
+            scored = target_logprobs(logits, targets[start:start + step], k)
+            chosen += scored.chosen
+            greedy += scored.greedy
+            tops += scored.top
     results, start = [], 0
     for it in items:
         end = start + len(it.continuation_ids)
-        tops = [list(zip(top_ids[p][:it.top_k], top_values[p][:it.top_k])) for p in range(start, end)] if it.top_k else []
-        results.append(ScoreResult(chosen[start:end], all(greedy[start:end]), tops))
+        item_tops = [tops[p][:it.top_k] for p in range(start, end)] if it.top_k else []
+        results.append(ScoreResult(chosen[start:end], all(greedy[start:end]), item_tops))
         start = end
     return results
 
