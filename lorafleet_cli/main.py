@@ -1,278 +1,51 @@
-"""The ``lorafleet`` command: up (embedded all-in-one), api, worker, dispatcher, migrate, users, models, demo."""
+"""The lorafleet command.
+
+Server side (run on the server hosts): up (all in one), api, worker, dispatcher, serve,
+migrate, demo, models add, users create (direct to the database when no server is configured,
+or with --direct).
+
+Client side (an HTTP client of a running server; lorafleet login once, or --base-url / --api-key
+or LORAFLEET_BASE_URL / LORAFLEET_API_KEY): login, files, generate, finetune,
+batch, eval, jobs, datasets, adapters, models list, chat, users, keys.
+Human output by default, --json for scripts. Exit codes: 0 done, 1 the job (or the server) failed,
+2 bad usage or input, 3 authentication, 4 not found.
+"""
 from __future__ import annotations
 
-import argparse
-import os
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
+
+import typer
+
+from lorafleet_cli import server_app
+from lorafleet_cli.commands import adapters, chat, datasets, files, jobs, login, models, submit, users
+
+app = typer.Typer(name="lorafleet", help=__doc__, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
-def _apply_env(args: argparse.Namespace) -> None:
-    """CLI flags become environment settings, so child processes see the same configuration."""
-    if getattr(args, "data_dir", None):
-        os.environ["LORAFLEET_DATA_DIR"] = str(Path(args.data_dir).resolve())
-    if getattr(args, "dtype", None):
-        os.environ["LORAFLEET_INFERENCE_DTYPE"] = args.dtype
-    if getattr(args, "deterministic", False):
-        os.environ["LORAFLEET_BATCH_INVARIANT"] = "1"
-    from models.settings import get_settings
-
-    get_settings.cache_clear()
-
-
-def cmd_migrate(args) -> int:
-    _apply_env(args)
-    from lorafleet_cli.bootstrap import migrate
-    from models.settings import get_settings
-
-    migrate(get_settings())
-    print("database is at head")
-    return 0
+def build_app() -> typer.Typer:
+    server_app.register(app, models.app)
+    login.register(app)
+    submit.register(app)
+    chat.register(app)
+    for name, group in (("files", files.app), ("jobs", jobs.app), ("datasets", datasets.app),
+                        ("adapters", adapters.app), ("models", models.app), ("users", users.app),
+                        ("keys", users.keys_app)):
+        app.add_typer(group, name=name)
+    return app
 
 
-def cmd_users_create(args) -> int:
-    _apply_env(args)
-    from lorafleet_cli.bootstrap import create_user_direct
-    from models.settings import get_settings
-
-    user_id, key = create_user_direct(get_settings(), args.name, args.admin)
-    print(f"created user {args.name} ({user_id}); API key (shown once):\n{key}")
-    return 0
-
-
-def cmd_models_add(args) -> int:
-    _apply_env(args)
-    from lorafleet_cli.bootstrap import register_base_model
-    from models.settings import get_settings
-
-    register_base_model(get_settings(), args.name, Path(args.path).resolve(), args.description or "")
-    print(f"registered base model {args.name} -> {args.path}")
-    return 0
-
-
-def worker_command(queues: str, concurrency: int = 1, *, memory_gb: float | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "lorafleet_cli.main", "worker", "--queues", queues, "--concurrency", str(concurrency),
-           "--loglevel", "WARNING"]
-    return cmd + (["--memory-gb", str(memory_gb)] if memory_gb else [])
-
-
-def cmd_worker(args) -> int:
-    """Register, run Celery on this worker's own queue, heartbeat; SIGTERM drains (see worker.supervisor)."""
-    _apply_env(args)
-    import logging
-
-    from models.settings import get_settings
-    from worker.supervisor import WorkerOptions, run_worker
-
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.host:
-        os.environ["LORAFLEET_HOSTNAME"] = args.host
-        get_settings.cache_clear()
-    gpus = tuple(int(g) for g in args.gpus.split(",")) if args.gpus else ()
-    options = WorkerOptions(queues=tuple(q.strip() for q in args.queues.split(",") if q.strip()), gpus=gpus,
-                            concurrency=args.concurrency, memory_gb=args.memory_gb, loglevel=args.loglevel)
-    return run_worker(get_settings(), options)
-
-
-def cmd_dispatcher(args) -> int:
-    """The admission loop as its own process; several may run (one pass at a time, by advisory lock)."""
-    _apply_env(args)
-    import logging
-    import threading
-
-    from models.settings import get_settings
-    from worker.dispatcher import build_loop
-
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    loop = build_loop(get_settings())
-    stopped = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopped.set())
-    loop.start()
-    while not stopped.wait(0.5) and loop.is_alive():
-        pass
-    loop.stop()
-    loop.join(10)
-    return 0
-
-
-def cmd_api(args) -> int:
-    _apply_env(args)
-    import uvicorn
-
-    from models.settings import get_settings
-
-    workers = args.workers or get_settings().api_processes
-    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=workers,
-                log_level="warning", access_log=False)
-    return 0
-
-
-def serve_command(port: int, base_model: str, host: str = "127.0.0.1") -> list[str]:
-    return [sys.executable, "-m", "lorafleet_cli.main", "serve", "--host", host, "--port", str(port),
-            "--base-model", base_model]
-
-
-def cmd_serve(args) -> int:
-    """The inference server for one base model (internal; the API proxies chat/completions to it)."""
-    _apply_env(args)
-    import uvicorn
-
-    from models.settings import get_settings
-    from worker.resources import apply_torch_threads
-    from worker.serving.service import create_service_app
-
-    apply_torch_threads(get_settings())
-    uvicorn.run(create_service_app(get_settings(), args.base_model), host=args.host, port=args.port,
-                log_level="warning", access_log=False, timeout_graceful_shutdown=5)
-    return 0
-
-
-def _stop_with_parent() -> None:
-    """In a child of ``up``: receive SIGTERM when ``up`` dies, however it dies."""
-    from billiard.util import set_pdeathsig
-
-    set_pdeathsig(signal.SIGTERM)
-
-
-def cmd_up(args) -> int:
-    """Everything in one command: migrate, bootstrap an admin, start workers, serve the API."""
-    _apply_env(args)
-    from lorafleet_cli.bootstrap import ensure_admin, migrate
-    from models.settings import get_settings
-
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings)
-    key_file = ensure_admin(settings)
-    print(f"lorafleet: data dir {settings.data_dir} ({'embedded SQLite + SQLAlchemy broker' if settings.embedded else 'Postgres + Redis'})")
-    print(f"lorafleet: admin API key in {key_file}" if key_file else "lorafleet: an admin exists (bootstrapped on "
-          "another host; its key is in that host's data dir); `lorafleet users create NAME --admin` makes another")
-    serve_port = args.port + 1
-    os.environ.setdefault("LORAFLEET_INFERENCE_URL", f"http://127.0.0.1:{serve_port}")
-    # Workers drain quickly here: one machine, a person waiting on Ctrl-C (jobs resume from their checkpoint).
-    os.environ.setdefault("LORAFLEET_WORKER_SHUTDOWN_GRACE", "8")
-    get_settings.cache_clear()
-    children = [  # each stops itself (workers drain) if `up` dies without stopping them
-        subprocess.Popen(cmd, start_new_session=True, preexec_fn=_stop_with_parent)  # noqa: PLW1509 - no threads yet
-        for cmd in (serve_command(serve_port, args.base_model), worker_command("gpu", 1), worker_command("io", 2))
-    ]
-    from worker.dispatcher import build_loop
-
-    dispatcher = build_loop(get_settings())
-    dispatcher.start()
-
-    def _stop(*_):
-        dispatcher.stop()
-        for child in children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.time() + 12
-        for child in children:
-            try:
-                child.wait(max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        import uvicorn
-
-        print(f"lorafleet: API on http://{args.host}:{args.port}/v1", flush=True)
-        uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=3)
-    finally:
-        _stop()
-    return 0
-
-
-def cmd_demo(args) -> int:
-    _apply_env(args)
-    from lorafleet_demo.run import run_demo
-
-    return run_demo(args)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lorafleet", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def with_data_dir(sp):
-        sp.add_argument("--data-dir", help="state directory (default: $LORAFLEET_DATA_DIR or ~/.local/share/lorafleet)")
-        return sp
-
-    def with_inference_flags(sp):
-        sp.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=None,
-                        help="inference precision (default: $LORAFLEET_INFERENCE_DTYPE or auto: bf16 where native)")
-        sp.add_argument("--deterministic", action="store_true", default=None,
-                        help="batch-invariant decoding: a greedy answer does not depend on the requests that "
-                             "shared its batch; each request is decoded alone (slower). $LORAFLEET_BATCH_INVARIANT")
-        return sp
-
-    up = with_data_dir(sub.add_parser("up", help="API + workers on one machine (SQLite + embedded broker by default)"))
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8000, help="API port; the inference server takes the next one")
-    up.add_argument("--base-model", default="smollm2-135m-instruct", help="base model the inference server serves")
-    with_inference_flags(up)
-    up.set_defaults(func=cmd_up)
-
-    sv = with_data_dir(sub.add_parser("serve", help="the inference server for one base model (internal)"))
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8001)
-    sv.add_argument("--base-model", default="smollm2-135m-instruct")
-    with_inference_flags(sv)
-    sv.set_defaults(func=cmd_serve)
-
-    api = with_data_dir(sub.add_parser("api", help="serve the HTTP API (production)"))
-    api.add_argument("--host", default="0.0.0.0")
-    api.add_argument("--port", type=int, default=8000)
-    api.add_argument("--workers", type=int, default=None,
-                     help="API processes (default LORAFLEET_API_WORKERS, 0 = one per CPU core)")
-    api.set_defaults(func=cmd_api)
-
-    wk = with_data_dir(sub.add_parser("worker", help="a registered worker: Celery on its own queue (one per GPU)"))
-    wk.add_argument("--queues", default="gpu", help="pools it serves, comma-separated: gpu,io")
-    wk.add_argument("--gpus", "--gpu", default=None, help="CUDA device indexes it owns, e.g. 0 or 0,1 (default: CPU)")
-    wk.add_argument("--concurrency", type=int, default=1, help="jobs at once on a CPU host")
-    wk.add_argument("--memory-gb", type=float, default=None, help="memory per device to advertise (default: detected)")
-    wk.add_argument("--host", default=None, help="host name to register under (default: $LORAFLEET_HOSTNAME or the machine's)")
-    wk.add_argument("--loglevel", default="INFO")
-    wk.set_defaults(func=cmd_worker)
-
-    dp = with_data_dir(sub.add_parser("dispatcher", help="the admission loop (fair share, placement, preemption)"))
-    dp.add_argument("--loglevel", default="INFO")
-    dp.set_defaults(func=cmd_dispatcher)
-
-    mg = with_data_dir(sub.add_parser("migrate", help="apply database migrations"))
-    mg.set_defaults(func=cmd_migrate)
-
-    users = sub.add_parser("users", help="manage users directly in the database")
-    usub = users.add_subparsers(dest="users_command", required=True)
-    uc = with_data_dir(usub.add_parser("create", help="create a user and print its API key"))
-    uc.add_argument("name")
-    uc.add_argument("--admin", action="store_true")
-    uc.set_defaults(func=cmd_users_create)
-
-    models = sub.add_parser("models", help="base-model registry")
-    msub = models.add_subparsers(dest="models_command", required=True)
-    ma = with_data_dir(msub.add_parser("add", help="register a local HF checkpoint dir or GGUF file"))
-    ma.add_argument("name")
-    ma.add_argument("path")
-    ma.add_argument("--description", default="")
-    ma.set_defaults(func=cmd_models_add)
-
-    demo = with_data_dir(sub.add_parser("demo", help="the whole pipeline on the embedded default, on CPU"))
-    demo.add_argument("--port", type=int, default=8765)
-    demo.set_defaults(func=cmd_demo)
-    return p
+build_app()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+    """Run one command; returns its exit code (a usage error is 2)."""
+    try:
+        app(args=argv, prog_name="lorafleet")
+    except SystemExit as done:
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The HTTP client side of ``lorafleet``: configuration, the API session, output, errors, job following."""

@@ -1,0 +1,1 @@
+"""The client command groups of ``lorafleet`` (each an HTTP client of a running server)."""
