@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from api.auth_cache import AuthCache
+from api.dashboard import install_dashboard
 from api.errors import install_error_handlers
 from api.openapi import finish_openapi
 from api.routes import (
@@ -31,6 +32,7 @@ from api.routes import (
     tokenize,
     usage,
     users,
+    web_session,
 )
 from models.db import make_engine, make_sessionmaker
 from models.settings import Settings, get_settings
@@ -39,7 +41,7 @@ from models.settings import Settings, get_settings
 def build_router() -> APIRouter:
     v1 = APIRouter(prefix="/v1")
     for module in (users, files, models, jobs, preflight, fine_tuning, adapters, generation, datasets, chat,
-                   tokenize, batches, evals, usage, pool):
+                   tokenize, batches, evals, usage, pool, web_session):
         v1.include_router(module.router)
     return v1
 
@@ -85,4 +87,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     app.include_router(health.router)
     app.include_router(build_router())
+    install_dashboard(app)
     return app

@@ -4,6 +4,7 @@ from models.file import Dataset, File
 from models.job import Job, JobEvent, JobKind, JobStatus, UsageRecord
 from models.registry import Adapter, BaseModelEntry, Checkpoint
 from models.user import ApiKey, User
+from models.web_session import WebSession
 from models.worker import Worker
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
            "JobStatus",
            "UsageRecord",
            "User",
+           "WebSession",
            "Worker",
 ]

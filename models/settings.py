@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     inference_url: str = Field(default="", validation_alias="LORAFLEET_INFERENCE_URL")
     # Threads per API process for sync routes (DB work); more only adds GIL contention.
     api_threads: int = Field(default=4, ge=1, le=200, validation_alias="LORAFLEET_API_THREADS")
+    # How long a dashboard sign-in (an API key exchanged for a session cookie) lasts, in seconds.
+    web_session_s: int = Field(default=12 * 3600, ge=60, validation_alias="LORAFLEET_WEB_SESSION_SECONDS")
     # API processes `lorafleet api` starts; 0: one per CPU core. The API is CPU-bound Python (JSON,
     # pydantic, SQLAlchemy) and one process uses one core, so one per core is what serves the most
     # status polls at the lowest tail latency.
