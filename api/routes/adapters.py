@@ -1,20 +1,24 @@
-"""Trained LoRA adapters: list, retrieve, download (tar of the PEFT folder), delete, export merged."""
+"""Trained LoRA adapters: list, retrieve, download (tar of the PEFT folder), delete, export (merged HF / GGUF)."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tarfile
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep, StoreDep
-from api.errors import APIError, not_found
+from api.errors import APIError, not_found, validation_error
 from api.job_views import job_view
 from api.queue import notify_submitted
 from api.schemas.adapters import AdapterRead
 from api.schemas.common import DeletedRead, ListRead, to_unix
+from api.schemas.exports import ExportCreate
 from api.schemas.jobs import JobRead
 from models.crud import jobs as job_crud
 from models.job import JobKind
@@ -77,12 +81,40 @@ def delete_adapter(adapter_id: str, session: SessionDep, user: CurrentUser, stor
     return DeletedRead(id=a.id, object="adapter")
 
 
-@router.post("/{adapter_id}/export", response_model=JobRead)
-def export_adapter(adapter_id: str, session: SessionDep, user: CurrentUser, request: Request):
-    """Merge the adapter into its base weights as a full HF checkpoint (a job on the gpu pool)."""
+async def export_body(request: Request) -> ExportCreate:
+    """The optional JSON body, refused with a 400 naming the field (``format``, ``dtype``) when invalid."""
+    raw = await request.body()
+    if not raw.strip():
+        return ExportCreate()
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise APIError(400, "invalid_json", "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise APIError(400, "invalid_json", "the request body must be a JSON object")
+    try:
+        body = ExportCreate.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc.errors(), status=400) from None
+    if body.format == "hf" and "dtype" in body.model_fields_set:
+        raise APIError(400, "invalid_value", "dtype: applies to format 'gguf' only (an 'hf' export is the float32 "
+                       "merged checkpoint)", "dtype")
+    return body
+
+
+@router.post("/{adapter_id}/export", response_model=JobRead,
+             openapi_extra={"requestBody": {"required": False, "content": {
+                 "application/json": {"schema": ExportCreate.model_json_schema()}}}})
+def export_adapter(adapter_id: str, body: Annotated[ExportCreate, Depends(export_body)], session: SessionDep,
+                   user: CurrentUser, request: Request):
+    """Merge the adapter into its base weights (a job on the gpu pool): a full HF checkpoint (``format: hf``,
+    the default), or one ``.gguf`` whose file id the job's result names (``format: gguf``)."""
     a = _owned(session, user, adapter_id)
+    params = {"adapter_id": a.id, "format": body.format}
+    if body.format == "gguf":
+        params["dtype"] = body.dtype
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.export, model=a.base_model,
-                              params={"adapter_id": a.id})
+                              params=params)
     session.commit()
     notify_submitted(request)
     return job_view(job, session)
