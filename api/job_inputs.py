@@ -5,13 +5,16 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from api.errors import APIError
-from contracts.configs import TeacherConfig
-from contracts.model_refs import ModelNotFound
+from contracts.configs import FinetuneHyperparameters, TeacherConfig
+from contracts.model_refs import ModelNotFound, parse_model_name
+from contracts.preference_records import is_preference_format, parse_preference_file
+from contracts.records import ParseResult
 from models.crud.files import get_owned_file
-from models.crud.model_refs import is_base_model, resolve_model
+from models.crud.model_refs import TrainingStart, is_base_model, resolve_model, resolve_training_start
 from models.file import File
 from models.secrets import encrypt_secret
 from models.settings import Settings
+from models.storage import ArtifactStore
 from models.user import User
 
 
@@ -52,3 +55,63 @@ def teacher_params(session: Session, user: User, settings: Settings, teacher: Te
     if teacher.api_key is not None and teacher.api_key.get_secret_value():
         return {f"{param}_api_key_encrypted": encrypt_secret(settings, teacher.api_key.get_secret_value())}
     return {}
+
+
+LORA_SHAPE = ("lora_r", "lora_alpha", "lora_target_modules")
+
+
+def require_training_start(session: Session, user: User, name: str, param: str = "model") -> TrainingStart:
+    """A fine-tuning job's ``model``: a base model, or one of the caller's adapters (name or id) or
+    ``<adapter>:ckpt-step-N`` to continue from. Unknown or someone else's: 404 naming ``param``."""
+    step = parse_model_name(name).checkpoint
+    if step is not None and not step.isdigit():
+        raise APIError(400, "invalid_model", f"'{name}': a checkpoint is named <adapter>:ckpt-step-<N> with N a "
+                       f"step number", param)
+    try:
+        return resolve_training_start(session=session, name=name, owner_id=user.id)
+    except ModelNotFound as exc:
+        raise APIError(404, "model_not_found", exc.message, param) from None
+
+
+def continue_hyperparameters(hp: FinetuneHyperparameters, start: TrainingStart, param: str) -> FinetuneHyperparameters:
+    """Continuing from an adapter keeps its LoRA shape and prompt template (the weights only fit that shape,
+    and the adapter learnt that prompt); a different shape asked for is a 400 naming the field."""
+    if start.ref.kind == "base":
+        return hp
+    if "init_adapter" in hp.model_fields_set:
+        raise APIError(400, "invalid_value", "init_adapter cannot be combined with an adapter as model: training "
+                       "already starts from it", f"{param}.init_adapter")
+    update = {}
+    for key in (*LORA_SHAPE, "prompt_template"):
+        if key not in start.hyperparameters:
+            continue
+        if key in hp.model_fields_set and key in LORA_SHAPE and getattr(hp, key) != start.hyperparameters[key]:
+            raise APIError(400, "invalid_value", f"{key}={getattr(hp, key)!r} differs from the adapter being "
+                           f"continued ({start.hyperparameters[key]!r}); leave it out to keep the adapter's",
+                           f"{param}.{key}")
+        if key not in hp.model_fields_set:
+            update[key] = start.hyperparameters[key]
+    return hp.model_copy(update=update)
+
+
+def line_errors(parsed: ParseResult, what: str, param: str) -> APIError:
+    """A 400 naming every bad line of a data file (as an upload's errors do) and the parameter."""
+    summary = "; ".join(f"line {e.line}: {e.message}" if e.line else e.message for e in parsed.errors[:5])
+    more = f" (and {len(parsed.errors) - 5} more)" if len(parsed.errors) > 5 else ""
+    code = parsed.errors[0].code if len(parsed.errors) == 1 else "invalid_file"
+    return APIError(400, code, f"Invalid {what}: {summary}{more}", param, lines=[e.as_dict() for e in parsed.errors])
+
+
+def require_method_file(session: Session, user: User, store: ArtifactStore, settings: Settings, file_id: str,
+                        method: str, param: str) -> None:
+    """A DPO job needs a file of preference pairs (an SFT file is answered with its lines' errors as pairs);
+    a supervised job needs SFT examples."""
+    f = get_owned_file(session=session, file_id=file_id, owner_id=user.id)
+    preference = f is not None and is_preference_format((f.info or {}).get("format"))
+    if method == "dpo" and not preference and f is not None:
+        parsed = parse_preference_file(store.path(f.storage_path).read_bytes(), settings.max_line_bytes)
+        if parsed.errors:
+            raise line_errors(parsed, "preference (DPO) file", param)
+    if method == "supervised" and preference:
+        raise APIError(400, "invalid_file", f"file {file_id} holds preference pairs (chosen / rejected): train it "
+                       "with method.type 'dpo'", param)

@@ -81,7 +81,7 @@ def fine_tuning_view(job: Job, session: Session | None = None) -> FineTuningJobR
         organization_id=job.owner_id, hyperparameters=hp, training_file=p.get("training_file"),
         validation_file=p.get("validation_file"), result_files=r.get("result_files", []), seed=hp.get("seed"),
         trained_tokens=tokens, integrations=[],
-        method={"type": "supervised", "supervised": {"hyperparameters": hp}},
+        method={"type": p.get("method", "supervised"), p.get("method", "supervised"): {"hyperparameters": hp}},
         suffix=p.get("suffix"))
 
 

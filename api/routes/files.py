@@ -14,13 +14,14 @@ from api.schemas.common import DeletedRead, ListRead
 from api.schemas.files import UPLOAD_BODY, UPLOAD_PURPOSES, FileRead
 from api.views import file_view
 from contracts.batch_records import parse_batch_file
-from contracts.records import parse_eval_file, parse_training_file
+from contracts.preference_records import parse_fine_tune_file
+from contracts.records import parse_eval_file
 from models.base import new_id
 from models.crud.files import get_owned_file
 from models.file import File
 
 router = APIRouter(prefix="/files", tags=["files"])
-VALIDATORS = {"fine-tune": parse_training_file, "batch": parse_batch_file, "evals": parse_eval_file}
+VALIDATORS = {"fine-tune": parse_fine_tune_file, "batch": parse_batch_file, "evals": parse_eval_file}
 MULTIPART_OVERHEAD = 64 * 1024
 CONTENT = {200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
                  "description": "the file's bytes, as uploaded"}}

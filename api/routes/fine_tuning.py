@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import Query, Request
 from sqlalchemy import select
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep
 from api.errors import APIError
-from api.job_inputs import require_base_model, require_file
+from api.job_inputs import continue_hyperparameters, require_file, require_method_file, require_training_start
 from api.job_kinds import FINE_TUNING
 from api.job_views import fine_tuning_view
 from api.lora_targets import require_lora_targets
@@ -15,6 +15,7 @@ from api.queue import notify_submitted
 from api.routes.job_lifecycle import kind_router, list_page, owned_job_param
 from api.schemas.common import ListRead, to_unix
 from api.schemas.fine_tuning import CheckpointRead, FineTuningJobCreate, FineTuningJobRead
+from contracts.configs import SUPPORTED_METHODS
 from models.crud import jobs as job_crud
 from models.file import Dataset
 from models.job import JobKind
@@ -38,21 +39,36 @@ def resolve_training_source(session, user, ref: str, param: str) -> str:
 def hyperparameters_param(body: FineTuningJobCreate) -> str:
     """Where the request wrote its hyperparameters, as a 422's ``param`` names it."""
     if body.method is not None:
-        return "method.supervised.hyperparameters"
+        return f"method.{body.method.type}.hyperparameters"
     return "hyperparameters"
 
 
 @router.post("", response_model=FineTuningJobRead)
-def create_fine_tuning_job(body: FineTuningJobCreate, session: SessionDep, user: CurrentUser, request: Request):
-    require_base_model(session, body.model)
+def create_fine_tuning_job(body: FineTuningJobCreate, session: SessionDep, user: CurrentUser, request: Request,
+                           store: StoreDep, settings: SettingsDep):
+    """``model`` is a base model, or one of the caller's adapters / checkpoints to continue training from
+    (the job then runs on that adapter's base model, starting from its weights)."""
+    if body.method_type not in SUPPORTED_METHODS:
+        raise APIError(400, "unsupported_method", f"method.type '{body.method_type}' is not supported; lorafleet "
+                       f"trains {' and '.join(repr(m) for m in SUPPORTED_METHODS)}", "method.type")
+    start = require_training_start(session, user, body.model)
+    base_model = start.ref.base_model
     training_file = resolve_training_source(session, user, body.training_file, "training_file")
+    require_method_file(session, user, store, settings, training_file, body.method_type, "training_file")
     validation_file = (resolve_training_source(session, user, body.validation_file, "validation_file")
                        if body.validation_file else None)
-    hp = body.resolved_hyperparameters()
-    require_lora_targets(session, body.model, hp.lora_target_modules, hyperparameters_param(body))
+    if validation_file and body.method_type == "dpo":
+        raise APIError(400, "unsupported_parameter", "validation_file is not supported with method.type 'dpo' yet",
+                       "validation_file")
+    if validation_file:
+        require_method_file(session, user, store, settings, validation_file, body.method_type, "validation_file")
+    hp = continue_hyperparameters(body.resolved_hyperparameters(), start, hyperparameters_param(body))
+    require_lora_targets(session, base_model, hp.lora_target_modules, hyperparameters_param(body))
     params = {"training_file": training_file, "validation_file": validation_file, "suffix": body.suffix,
-              "hyperparameters": hp.model_dump(mode="json")}
-    job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.fine_tuning, model=body.model,
+              "hyperparameters": hp.model_dump(mode="json"), "method": body.method_type}
+    if start.ref.kind != "base":
+        params["start_from"] = start.ref.name
+    job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.fine_tuning, model=base_model,
                               params=params, user_metadata=body.metadata, priority=body.priority)
     session.commit()
     notify_submitted(request)

@@ -6,18 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.jobs import JobRead, priority_field
-from contracts.configs import FinetuneHyperparameters
-
-
-class SupervisedMethod(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    hyperparameters: FinetuneHyperparameters = Field(default_factory=FinetuneHyperparameters)
-
-
-class FineTuningMethod(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["supervised"] = "supervised"
-    supervised: SupervisedMethod = Field(default_factory=SupervisedMethod)
+from contracts.configs import FinetuneHyperparameters, FineTuningMethod
 
 
 class FineTuningJobCreate(BaseModel):
@@ -36,11 +25,17 @@ class FineTuningJobCreate(BaseModel):
     @model_validator(mode="after")
     def _one_place_for_hyperparameters(self):
         if self.hyperparameters is not None and self.method is not None:
-            raise ValueError("give hyperparameters either at the top level or in method.supervised, not both")
+            raise ValueError(f"give hyperparameters either at the top level or in method.{self.method.type}, "
+                             "not both")
         return self
 
+    @property
+    def method_type(self) -> str:
+        return self.method.type if self.method is not None else "supervised"
+
     def resolved_hyperparameters(self) -> FinetuneHyperparameters:
-        hp = self.hyperparameters or (self.method.supervised.hyperparameters if self.method else None)
+        """The method's hyperparameters (``DpoHyperparameters`` for DPO), with ``seed`` applied."""
+        hp = self.hyperparameters or (self.method.hyperparameters() if self.method else None)
         hp = hp or FinetuneHyperparameters()
         if self.seed is not None:
             hp = hp.model_copy(update={"seed": self.seed})
@@ -71,8 +66,11 @@ class SupervisedMethodRead(BaseModel):
 
 
 class FineTuningMethodRead(BaseModel):
-    type: Literal["supervised"] = "supervised"
-    supervised: SupervisedMethodRead
+    """The method block: ``supervised`` or ``dpo`` (its hyperparameters include ``beta``)."""
+
+    type: Literal["supervised", "dpo"] = "supervised"
+    supervised: SupervisedMethodRead | None = None
+    dpo: SupervisedMethodRead | None = None
 
 
 class FineTuningJobRead(JobRead):

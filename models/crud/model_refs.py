@@ -81,3 +81,31 @@ def _checkpoint(session: Session, name: str, owner_id: str | None) -> ModelRef:
 def _owned(session: Session, query, owner_id: str | None):
     row = session.execute(query).scalar_one_or_none()
     return None if row is None or (owner_id is not None and row.owner_id != owner_id) else row
+
+
+@dataclass(frozen=True)
+class TrainingStart:
+    """Where a continued fine-tuning run starts: the adapter or checkpoint (``ref``) and the hyperparameters
+    of the run that trained it (its LoRA shape and prompt template carry over)."""
+
+    ref: ModelRef
+    hyperparameters: dict
+
+
+def resolve_training_start(*, session: Session, name: str, owner_id: str | None,
+                           artifacts_dir: Path | None = None) -> TrainingStart:
+    """A fine-tuning job's ``model`` when it is one of the owner's adapters (by name or ``adapter-...`` id)
+    or ``<adapter>:ckpt-step-N``; raises ``ModelNotFound`` (unknown or someone else's). A base model
+    resolves too (kind "base", no hyperparameters): the caller starts fresh from it."""
+    if name.startswith("adapter-"):
+        by_id = _owned(session, select(Adapter).where(Adapter.id == name), owner_id)
+        name = by_id.name if by_id is not None else name
+    ref = resolve_model(session=session, name=name, owner_id=owner_id, artifacts_dir=artifacts_dir)
+    if ref.kind == "adapter":
+        adapter = session.execute(select(Adapter).where(Adapter.name == name)).scalar_one()
+        return TrainingStart(ref, dict(adapter.config or {}))
+    if ref.kind == "checkpoint":
+        ckpt = session.execute(select(Checkpoint).where(Checkpoint.model_name == name)).scalar_one()
+        job = session.get(Job, ckpt.job_id)
+        return TrainingStart(ref, dict((job.params or {}).get("hyperparameters") or {}))
+    return TrainingStart(ref, {})

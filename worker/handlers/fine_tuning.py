@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from contracts.configs import FinetuneHyperparameters
+from contracts.configs import DpoHyperparameters, FinetuneHyperparameters
+from contracts.model_refs import ModelNotFound
+from models.crud.model_refs import resolve_training_start
 from models.registry import Adapter, Checkpoint
 from worker.handlers.preflight import load_training_examples, load_training_file
 from worker.job_context import JobContext, JobFailed, NextStage
@@ -53,11 +55,32 @@ def _record_checkpoint(ctx: JobContext, name: str, info: dict) -> None:
     ctx.emit(f"Checkpoint saved at step {step}", data={"step": step})
 
 
+def job_hyperparameters(ctx: JobContext) -> FinetuneHyperparameters:
+    """The job's hyperparameters (``DpoHyperparameters`` for a DPO job); when it continues from an adapter
+    or checkpoint (``params.start_from``), ``init_adapter`` is that folder on this host."""
+    dpo = ctx.params.get("method") == "dpo"
+    hp = (DpoHyperparameters if dpo else FinetuneHyperparameters).model_validate(ctx.params["hyperparameters"])
+    start = ctx.params.get("start_from")
+    if not start:
+        return hp
+    try:
+        with ctx.session() as s:
+            ref = resolve_training_start(session=s, name=start, owner_id=ctx.owner_id,
+                                         artifacts_dir=ctx.settings.artifacts_dir).ref
+    except ModelNotFound:
+        raise JobFailed("model_not_found", f"the adapter '{start}' to continue from no longer exists", "model") from None
+    return hp.model_copy(update={"init_adapter": ref.adapter_path})
+
+
 def run_fine_tuning_job(ctx: JobContext) -> dict | NextStage:
     """Validation stage: hand over to the gpu pool. Training stage: train, register the adapter."""
-    hp = FinetuneHyperparameters.model_validate(ctx.params["hyperparameters"])
+    from worker.handlers.preference_tuning import validate_preference_file
+
+    hp = job_hyperparameters(ctx)
     if ctx.stage == "validating_files":
-        return NextStage.after(ctx, result={"validation": validate_files(ctx, hp)})
+        dpo = isinstance(hp, DpoHyperparameters)
+        return NextStage.after(ctx, result={"validation": validate_preference_file(ctx, hp) if dpo
+                                            else validate_files(ctx, hp)})
     return train_adapter(ctx, hp)
 
 
@@ -67,6 +90,12 @@ def train_adapter(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
     from worker.ml.training.run_setup import RunSources
 
     name = adapter_name(ctx.model, ctx.params.get("suffix"), ctx.job_id)
+    if isinstance(hp, DpoHyperparameters):
+        from worker.handlers.preference_tuning import run_dpo
+
+        _announce_resume(ctx)
+        out = run_dpo(ctx, hp, name, lambda m: _report_step(ctx, m), lambda info: _record_checkpoint(ctx, name, info))
+        return _finish(ctx, name, hp, out)
     train, train_file = load_training_file(ctx, ctx.params["training_file"], "training_file")
     val, files = None, [train_file]
     if ctx.params.get("validation_file"):
@@ -80,6 +109,11 @@ def train_adapter(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
                      device=ctx.settings.device, on_step=lambda m: _report_step(ctx, m),
                      on_checkpoint=lambda info: _record_checkpoint(ctx, name, info), should_stop=ctx.should_stop,
                      sources=RunSources(base_model_name=ctx.model, data_files=files))
+    return _finish(ctx, name, hp, out)
+
+
+def _finish(ctx: JobContext, name: str, hp: FinetuneHyperparameters, out: dict) -> dict:
+    """A finished run registers its adapter and reports; a cancelled one returns where it stopped."""
     if out.get("status") != "succeeded":
         return {"status": out.get("status", "cancelled"), "steps": out.get("steps")}
     _register_adapter(ctx, name, hp, out)
@@ -93,7 +127,8 @@ def _report_step(ctx: JobContext, m: dict) -> None:
     ctx.report_progress(step=m["step"], total=m["total_steps"], tokens=m.get("tokens"),
                         tokens_per_s=m.get("tokens_per_s"))
     text = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()
-                     if k in ("step", "train_loss", "valid_loss", "learning_rate"))
+                     if k in ("step", "train_loss", "valid_loss", "learning_rate", "rewards_chosen",
+                              "rewards_rejected", "reward_margin", "reward_accuracy"))
     ctx.emit(f"Step {m['step']}/{m['total_steps']}: {text}", type="metrics", data=m)
 
 
