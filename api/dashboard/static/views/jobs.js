@@ -78,7 +78,7 @@ export async function render(view) {
   const status = select('filter-status', 'Status', STATUSES);
   const search = field('Search id or suffix', h('input', { id: 'filter-search', type: 'search' }));
   const list = h('div', { id: 'jobs-list' });
-  const models = (await get('/v1/models')).data.filter((m) => !m.id.startsWith('ft:'));
+  const models = (await get('/v1/models')).data.filter((m) => m.kind !== 'adapter');
   let rows = [];
   const draw = () => {
     const s = status.querySelector('select').value, q = search.querySelector('input').value.trim().toLowerCase();

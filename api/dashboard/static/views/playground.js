@@ -48,10 +48,10 @@ export async function render(view) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const body = requestBody(form);
-    showSnippet(); clear(status); answer.textContent = '';
+    showSnippet(); clear(status); answer.textContent = ''; delete answer.dataset.done; answer.dataset.chunks = 0;
     answer.setAttribute('aria-busy', 'true');
     try {
-      if (body.stream) await streamChat(body, (delta) => { answer.textContent += delta; });
+      if (body.stream) await streamChat(body, (delta) => { answer.textContent += delta; answer.dataset.chunks = Number(answer.dataset.chunks || 0) + 1; });
       else answer.textContent = (await post('/v1/chat/completions', body)).choices[0].message.content;
       answer.dataset.done = 'true';
     } catch (err) { status.append(errorBox(err)); }

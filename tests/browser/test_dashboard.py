@@ -1,0 +1,175 @@
+"""The dashboard in a real browser (Playwright driving Debian's Chromium) against a live ``lorafleet up``:
+sign in, submit a fine-tuning job from the page and watch its loss chart gain points while it trains, open an
+eval report, stream an answer in the playground, a second user sees none of the first user's jobs, and a
+request made with the cookie but without the CSRF token is refused. Screenshots go to test-artifacts/browser/."""
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pytest
+
+from tests.browser.conftest import BASE, training_rows
+from tests.integration.conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module")
+def alice_key(up_stack) -> str:
+    return up_stack.new_user("alice")
+
+
+def signed_in_page(browser, up_stack, key: str, width: int = 1280, height: int = 800):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.errors = []  # uncaught script errors: each test ends by checking there were none
+    page.on("pageerror", lambda err: page.errors.append(str(err)))
+    page.goto(up_stack.url + "/")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#topbar").wait_for(state="visible")
+    return context, page
+
+
+def close(context, page) -> None:
+    errors = page.errors
+    close(context, page)
+    assert not errors, errors
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_sign_in_keeps_the_key_out_of_the_page_and_sets_a_strict_httponly_cookie(browser, up_stack, alice_key, screenshots):
+    context, page = signed_in_page(browser, up_stack, alice_key)
+    assert page.locator("#whoami").inner_text().startswith("alice-")
+    assert alice_key not in page.content() and alice_key not in page.url
+    assert page.get_by_label("API key").input_value() == ""
+    [cookie] = context.cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["value"] != alice_key
+    assert page.evaluate("document.cookie") == ""  # no script can read the session
+    page.screenshot(path=screenshots / "01-signed-in-jobs.png")
+    close(context, page)
+
+
+def test_a_fine_tuning_job_submitted_from_the_page_draws_its_loss_live(browser, up_stack, alice_key, screenshots, tmp_path):
+    context, page = signed_in_page(browser, up_stack, alice_key)
+    data = tmp_path / "train.jsonl"
+    data.write_text(training_rows(8))
+    page.get_by_text("New fine-tuning job").click()
+    page.locator("#ft-upload").set_input_files(str(data))
+    for name, value in {"num_epochs": 1, "learning_rate": 0.003, "batch_size": 1, "micro_batch_size": 1, "cutoff_len": 96,
+                        "save_steps": 2, "val_set_size": 2, "warmup_steps": 1}.items():
+        page.locator(f"#ft-{name}").fill(str(value))
+    page.get_by_label("Suffix").fill("browser")
+    page.get_by_role("button", name="Start fine-tuning").click()
+    page.wait_for_url("**/#/jobs/ftjob-*")
+    job_id = page.url.rsplit("/", 1)[1]
+    chart = page.locator("#loss-chart")
+    seen_while_running: list[int] = []
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        points = int(chart.get_attribute("data-train-points"))
+        status = page.locator(".status").first.inner_text()
+        if status == "running" and points and (not seen_while_running or points > seen_while_running[-1]):
+            seen_while_running.append(points)
+            if len(seen_while_running) == 1:
+                page.screenshot(path=screenshots / "02-loss-chart-first-point.png", full_page=True)
+                page.get_by_role("button", name="Show rendered examples and loss mask").click()
+        if status in TERMINAL:
+            break
+        time.sleep(0.25)
+    assert status == "succeeded", up_stack.log.read_text(errors="replace")[-3000:]
+    assert len(seen_while_running) >= 2, f"the chart did not grow while the job ran: {seen_while_running}"
+    events = up_stack.api().get(f"/v1/jobs/{job_id}/events", params={"limit": 1000}, headers=bearer(alice_key)).json()
+    trained_steps = {e["data"]["step"] for e in events["data"] if e["type"] == "metrics" and "train_loss" in e["data"]}
+    wait_for(lambda: int(chart.get_attribute("data-train-points")) == len(trained_steps), 20, 0.2, "every point drawn")
+    assert int(chart.get_attribute("data-checkpoints")) >= 1 and page.locator(".checkpoint-mark").count() >= 1
+    assert page.locator("#progress-bar").get_attribute("value") == "100"
+    assert "learning_rate" in page.locator("table").last.inner_text() or page.get_by_text("learning_rate").count()
+    page.locator("#samples .trained").first.wait_for(timeout=120_000)  # the preflight's loss mask, rendered
+    assert "pineapple" in page.locator("#samples .trained").first.inner_text()
+    page.screenshot(path=screenshots / "03-fine-tuning-done.png", full_page=True)
+    close(context, page)
+
+
+def test_an_eval_report_shows_scores_and_outputs_side_by_side(browser, up_stack, alice_key, screenshots):
+    api, h = up_stack.api(), bearer(alice_key)
+    rows = [{"instruction": "Repeat the word llama.", "input": "", "output": "llama"},
+            {"instruction": "What is 2 + 2?", "input": "", "output": "4"},
+            {"instruction": "Name a colour.", "input": "", "output": "purple"}]
+    f = api.post("/v1/files", headers=h, files={"file": ("eval.jsonl", io.BytesIO("".join(json.dumps(r) + "\n" for r in rows).encode()))},
+                 data={"purpose": "evals"}).json()
+    job = api.post("/v1/evals/jobs", headers=h, json={"eval_file": f["id"], "models": [BASE], "metrics": ["rouge_l"],
+                                                        "sampling": {"max_new_tokens": 8, "temperature": 0}}).json()
+    assert job.get("id"), job
+    wait_for(lambda: api.get(f"/v1/evals/jobs/{job['id']}", headers=h, params={"include_report": False}).json()["status"]
+             in TERMINAL, 240, 1.0, "the eval job")
+    context, page = signed_in_page(browser, up_stack, alice_key)
+    page.get_by_role("link", name="Evals").click()
+    page.get_by_role("link", name=job["id"]).click()
+    table = page.locator("#score-table")
+    table.wait_for()
+    assert BASE in table.inner_text() and "rouge_l" in table.inner_text()
+    assert page.locator(".eval-row").count() == 3
+    page.get_by_label("Sort rows by").select_option(label=f"rouge_l of {BASE}")
+    report = api.get(f"/v1/evals/jobs/{job['id']}", headers=h).json()["report"]
+    best = max(report["examples"], key=lambda r: r["outputs"][BASE].get("rouge_l") or 0)
+    assert best["instruction"] in page.locator(".eval-row").first.inner_text()
+    page.screenshot(path=screenshots / "04-eval-report.png", full_page=True)
+    close(context, page)
+
+
+def test_the_playground_streams_an_answer_and_shows_the_request(browser, up_stack, alice_key, screenshots):
+    context, page = signed_in_page(browser, up_stack, alice_key, width=390, height=844)  # a phone's width
+    page.goto(up_stack.url + "/#/playground")
+    page.get_by_label("Model").select_option(BASE)
+    page.get_by_label("Instruction").fill("Write one sentence about llamas.")
+    page.get_by_label("Max tokens").fill("24")
+    page.get_by_label("Temperature").fill("0")
+    assert page.get_by_label("Stream the answer").is_checked()
+    snippet = page.locator("#request-snippet").inner_text()
+    assert '"stream": true' in snippet and f'"model": "{BASE}"' in snippet and alice_key not in snippet
+    page.get_by_role("button", name="Generate").click()
+    answer = page.locator("#answer[data-done='true']")
+    answer.wait_for(timeout=180_000)
+    assert answer.inner_text().strip()
+    assert int(answer.get_attribute("data-chunks")) > 1  # it arrived in pieces
+    page.screenshot(path=screenshots / "05-playground-phone.png", full_page=True)
+    close(context, page)
+
+
+def test_a_second_user_sees_none_of_the_first_users_jobs(browser, up_stack, screenshots):
+    carol = up_stack.new_user("carol")
+    api = up_stack.api()
+    f = api.post("/v1/files", headers=bearer(carol), files={"file": ("t.jsonl", io.BytesIO(training_rows(2).encode()))},
+                 data={"purpose": "fine-tune"}).json()
+    job = api.post("/v1/preflight/jobs", headers=bearer(carol), json={"model": BASE, "training_file": f["id"]}).json()
+    context, page = signed_in_page(browser, up_stack, up_stack.new_user("bob"))
+    page.locator("#jobs-list").get_by_text("No jobs match.").wait_for()
+    assert page.evaluate("fetch('/v1/jobs').then(r => r.json())")["data"] == []
+    page.goto(f"{up_stack.url}/#/jobs/{job['id']}")
+    page.get_by_role("alert").wait_for()
+    assert f"No job found with id '{job['id']}'" in page.get_by_role("alert").inner_text()
+    page.screenshot(path=screenshots / "06-second-user.png")
+    close(context, page)
+
+
+def test_a_state_change_without_the_csrf_token_is_refused(browser, up_stack, alice_key):
+    context, page = signed_in_page(browser, up_stack, alice_key)
+    refused = page.evaluate("""async () => {
+        const r = await fetch('/v1/chat/completions', {method: 'POST', headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({model: 'smollm2-135m-instruct', messages: [{role: 'user', content: 'hi'}]})});
+        return {status: r.status, body: await r.json()};
+    }""")
+    assert refused["status"] == 403, refused
+    assert refused["body"]["error"]["code"] == "csrf_token_invalid" and refused["body"]["error"]["param"] == "X-CSRF-Token"
+    sign_out = page.evaluate("fetch('/v1/web/session', {method: 'DELETE'}).then(r => r.status)")
+    assert sign_out == 403
+    assert page.evaluate("fetch('/v1/me').then(r => r.status)") == 200  # still signed in: nothing changed
+    close(context, page)
+    assert alice_key not in up_stack.log.read_text(errors="replace")  # nor in any log line
