@@ -36,7 +36,7 @@ def signed_in_page(browser, up_stack, key: str, width: int = 1280, height: int =
 
 def close(context, page) -> None:
     errors = page.errors
-    close(context, page)
+    context.close()
     assert not errors, errors
 
 
@@ -59,13 +59,13 @@ def test_sign_in_keeps_the_key_out_of_the_page_and_sets_a_strict_httponly_cookie
 def test_a_fine_tuning_job_submitted_from_the_page_draws_its_loss_live(browser, up_stack, alice_key, screenshots, tmp_path):
     context, page = signed_in_page(browser, up_stack, alice_key)
     data = tmp_path / "train.jsonl"
-    data.write_text(training_rows(8))
+    data.write_text(training_rows(5))
     page.get_by_text("New fine-tuning job").click()
     page.locator("#ft-upload").set_input_files(str(data))
     for name, value in {"num_epochs": 1, "learning_rate": 0.003, "batch_size": 1, "micro_batch_size": 1, "cutoff_len": 96,
-                        "save_steps": 2, "val_set_size": 2, "warmup_steps": 1}.items():
+                        "save_steps": 2, "val_set_size": 1, "warmup_steps": 1}.items():
         page.locator(f"#ft-{name}").fill(str(value))
-    page.get_by_label("Suffix").fill("browser")
+    page.get_by_label("Suffix", exact=True).fill("browser")
     page.get_by_role("button", name="Start fine-tuning").click()
     page.wait_for_url("**/#/jobs/ftjob-*")
     job_id = page.url.rsplit("/", 1)[1]
@@ -89,10 +89,11 @@ def test_a_fine_tuning_job_submitted_from_the_page_draws_its_loss_live(browser, 
     trained_steps = {e["data"]["step"] for e in events["data"] if e["type"] == "metrics" and "train_loss" in e["data"]}
     wait_for(lambda: int(chart.get_attribute("data-train-points")) == len(trained_steps), 20, 0.2, "every point drawn")
     assert int(chart.get_attribute("data-checkpoints")) >= 1 and page.locator(".checkpoint-mark").count() >= 1
+    assert int(chart.get_attribute("data-valid-points")) >= 1 and page.locator(".pt-valid").count() >= 1
     assert page.locator("#progress-bar").get_attribute("value") == "100"
     assert "learning_rate" in page.locator("table").last.inner_text() or page.get_by_text("learning_rate").count()
-    page.locator("#samples .trained").first.wait_for(timeout=120_000)  # the preflight's loss mask, rendered
-    assert "pineapple" in page.locator("#samples .trained").first.inner_text()
+    page.locator("#samples pre .trained").first.wait_for(timeout=120_000)  # the preflight's loss mask, rendered
+    assert "pineapple" in page.locator("#samples pre .trained").first.inner_text()
     page.screenshot(path=screenshots / "03-fine-tuning-done.png", full_page=True)
     close(context, page)
 

@@ -44,7 +44,7 @@ export const del = (path) => request('DELETE', path);
 // Server-sent events of a job; onEvent(event) per job event, onEnd(status) once the job has ended.
 export function followEvents(jobId, onEvent, onEnd) {
   const source = new EventSource(`/v1/jobs/${encodeURIComponent(jobId)}/events/stream`);
-  source.onmessage = (m) => onEvent(JSON.parse(m.data));
+  // Each event arrives named by its type (``event: metrics``...): one listener per type the workers emit.
   const types = ['message', 'metrics', 'checkpoint', 'status', 'warning', 'error', 'info'];
   for (const t of types) source.addEventListener(t, (m) => onEvent(JSON.parse(m.data)));
   source.addEventListener('end', (m) => { source.close(); onEnd && onEnd(JSON.parse(m.data).status); });

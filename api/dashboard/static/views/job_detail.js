@@ -88,7 +88,7 @@ export async function render(view, [jobId]) {
   const source = followEvents(job.id, (ev) => {
     events.append(h('li', {}, `${new Date(ev.created_at * 1000).toLocaleTimeString()} [${ev.type}] ${ev.message}`));
     events.scrollTop = events.scrollHeight;
-    if (chart && ev.type === 'metrics') chart.add(ev.data || {});
+    if (ev.type === 'metrics') { if (chart) chart.add(ev.data || {}); reload(); } // the progress bar follows each step
     if (chart && /^Checkpoint saved/.test(ev.message) && ev.data && ev.data.step !== undefined) chart.addCheckpoint(ev.data.step);
   }, () => reload());
   const timer = setInterval(() => { if (!TERMINAL.includes(job.status)) reload(); }, 2000);
