@@ -1,6 +1,7 @@
 """Follow a job to its end over its server-sent event stream (``/v1/jobs/{id}/events/stream``): a live rich
-progress bar with loss, tokens/s and ETA, each event's message above it; the finished job is returned.
-A job that did not succeed raises ``CliError`` with exit code 1."""
+progress bar with loss, tokens/s and ETA, each event's message above it. Following returns when the job
+ends, or when it pauses (a person's pause, a spent budget, an unreachable teacher: it waits for ``jobs
+resume``). A job that did not succeed raises ``CliError`` with exit code 1."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from lorafleet_cli.client.command import Cli
 from lorafleet_cli.client.errors import JOB_FAILED, CliError
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+STOPPED = (*TERMINAL, "paused")  # where following ends
 REFRESH_S = 1.0  # at most one job read a second for kinds whose events carry no step counts
 
 
@@ -37,13 +39,16 @@ class Tracker:
 
     def __init__(self, cli: Cli, progress: Progress | None, job: dict):
         self.cli, self.progress, self.job_id = cli, progress, job["id"]
-        self.loss, self.rate, self.last_read = None, None, 0.0
+        self.loss, self.rate, self.last_read, self.status = None, None, 0.0, job["status"]
+        self.last_message: str | None = None
         self.task = progress.add_task(f"{job['id']} {job['status']}", total=None, loss="-", rate="-") \
             if progress else None
         self.update_from_job(job)
 
     def on_event(self, event: dict) -> None:
         data = event.get("data") or {}
+        if event.get("type") != "metrics" and not str(event.get("message")).startswith("Job "):
+            self.last_message = event.get("message")  # e.g. why it paused (not the "Job paused" line after it)
         if self.progress is not None:
             self.progress.console.print(f"  {event.get('message', '')}", highlight=False, markup=False)
         if event.get("type") == "metrics":
@@ -52,11 +57,11 @@ class Tracker:
         counts = step_counts(data)
         if counts:
             self.show(*counts)
-        elif time.monotonic() - self.last_read > REFRESH_S:
-            self.update_from_job(self.cli.api.get(f"/jobs/{self.job_id}"))
+        if event.get("type") != "metrics" or (not counts and time.monotonic() - self.last_read > REFRESH_S):
+            self.update_from_job(self.cli.api.get(f"/jobs/{self.job_id}"))  # a status may have changed
 
     def update_from_job(self, job: dict) -> None:
-        self.last_read = time.monotonic()
+        self.last_read, self.status = time.monotonic(), job["status"]
         progress = job.get("progress") or {}
         self.rate = progress.get("tokens_per_s", self.rate)
         counts = step_counts(progress)
@@ -79,28 +84,33 @@ def follow_job(cli: Cli, job_id: str) -> dict:
         progress.start()
     try:
         tracker = Tracker(cli, progress, job)
-        if job["status"] not in TERMINAL:
+        if job["status"] not in STOPPED:
             with cli.api.sse("GET", f"/jobs/{job_id}/events/stream") as events:
                 for name, data in events:
                     if name == "end":
                         break
                     tracker.on_event(json.loads(data))
+                    if tracker.status == "paused":
+                        break
         job = cli.api.get(f"/jobs/{job_id}")
         tracker.update_from_job(job)
     finally:
         if progress is not None:
             progress.stop()
-    report_end(cli, job)
+    report_end(cli, job, tracker.last_message)
     return job
 
 
-def report_end(cli: Cli, job: dict) -> None:
+def report_end(cli: Cli, job: dict, last_message: str | None = None) -> None:
     """Print the finished job; raise exit code 1 unless it succeeded."""
     if cli.out.as_json:
         cli.out.json(job)
     else:
         result = job.get("fine_tuned_model") or (job.get("result") or {}).get("fine_tuned_model")
         cli.out.say(f"{job['id']} {job['status']}" + (f": {result}" if result else ""))
+    if job["status"] == "paused":
+        raise CliError(f"job {job['id']} paused: {job.get('waiting_reason') or last_message or 'see its events'}; continue it "
+                       f"with: lorafleet jobs resume {job['id']}", JOB_FAILED, reported=cli.out.as_json)
     if job["status"] != "succeeded":
         error = job.get("error") or {}
         raise CliError(f"job {job['id']} {job['status']}" + (f": {error['message']}" if error.get("message") else ""),
