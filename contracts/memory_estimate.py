@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.configs import FinetuneHyperparameters, SamplingParams
+from contracts.configs import DpoHyperparameters, FinetuneHyperparameters, SamplingParams
 from contracts.model_shape import ModelShape
 
 __all__ = ["GIB", "MemoryEstimate", "ModelShape", "estimate_job_memory", "finetune_memory", "inference_memory"]
@@ -93,7 +93,11 @@ def estimate_job_memory(kind: str, params: dict, shape: ModelShape | None, *,
         return MemoryEstimate.of({"fallback": fallback}, devices,
                                  note="base model shape unknown: a fixed conservative estimate for the kind")
     if kind == "fine_tuning":
-        hp = FinetuneHyperparameters.model_validate(params.get("hyperparameters") or {})
+        if params.get("method") == "dpo":  # a pair is two sequences in one forward pass
+            hp = DpoHyperparameters.model_validate(params.get("hyperparameters") or {})
+            hp = hp.model_copy(update={"micro_batch_size": 2 * hp.micro_batch_size})
+        else:
+            hp = FinetuneHyperparameters.model_validate(params.get("hyperparameters") or {})
         return finetune_memory(hp, shape, device_type=device_type, devices=devices)
     if kind == "export":  # merge_adapter loads the base in fp32 and folds the adapter in
         return MemoryEstimate.of({"weights": shape.n_params * FP32_BYTES, "overhead": OVERHEAD_BYTES}, devices)

@@ -176,3 +176,16 @@ def test_an_unknown_shape_falls_back_to_a_constant_and_says_so():
     assert est.breakdown == {"fallback": FALLBACK_BYTES["fine_tuning"]} and est.bytes == FALLBACK_BYTES["fine_tuning"]
     assert "unknown" in est.note
     assert estimate_job_memory("batch", {}, None).bytes == FALLBACK_BYTES["batch"]
+
+
+def test_a_dpo_job_is_estimated_with_two_sequences_per_pair():
+    from contracts.memory_estimate import estimate_job_memory
+    from contracts.model_shape import ModelShape
+
+    shape = ModelShape(n_params=135_000_000, hidden_size=576, intermediate_size=1536, n_layers=30, n_heads=9,
+                       n_kv_heads=3, vocab_size=49152)
+    hp = {"micro_batch_size": 2, "batch_size": 4, "beta": 0.1}
+    dpo = estimate_job_memory("fine_tuning", {"method": "dpo", "hyperparameters": hp}, shape, device_type="cuda")
+    sft = estimate_job_memory("fine_tuning", {"hyperparameters": {**{k: v for k, v in hp.items() if k != "beta"},
+                                                                    "micro_batch_size": 4}}, shape, device_type="cuda")
+    assert dpo.bytes == sft.bytes > 0
