@@ -95,6 +95,17 @@ def test_a_fine_tuning_job_submitted_from_the_page_draws_its_loss_live(browser, 
     page.locator("#samples pre .trained").first.wait_for(timeout=120_000)  # the preflight's loss mask, rendered
     assert "pineapple" in page.locator("#samples pre .trained").first.inner_text()
     page.screenshot(path=screenshots / "03-fine-tuning-done.png", full_page=True)
+    adapter = page.locator("header + main a[href='#/adapters']").first.inner_text()
+    page.get_by_role("navigation").get_by_role("link", name="Adapters").click()
+    listed = page.locator("#adapters-list")
+    listed.get_by_text(adapter, exact=True).wait_for()
+    assert f"{adapter}:ckpt-step-2" in listed.inner_text()  # its checkpoints, each a model name
+    page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
+    page.get_by_label("Search id or suffix").fill(job_id[-8:])
+    wait_for(lambda: page.locator("#jobs-list tbody tr").count() == 1, 10, 0.2, "the search to keep one job")
+    page.get_by_label("Kind").select_option("fine_tuning")
+    page.get_by_label("Status").select_option("failed")
+    page.locator("#jobs-list").get_by_text("No jobs match.").wait_for()
     close(context, page)
 
 

@@ -129,3 +129,9 @@ def test_the_dashboard_is_served_with_a_strict_content_security_policy(client, p
     assert r.status_code == 200
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-frame-options"] == "DENY"
+
+
+def test_a_form_post_from_another_site_cannot_sign_a_browser_in(client, alice):
+    """HTML forms can only send form encodings cross-site; the sign-in takes JSON alone (no login CSRF)."""
+    r = client.post("/v1/web/session", data={"api_key": alice.key})
+    assert r.status_code == 422 and "set-cookie" not in r.headers
