@@ -210,6 +210,10 @@ def run_demo(args) -> int:
         for key in ("generation_job", "fine_tuning_job", "eval_job"):
             say(f"  {key:16} {demo.url}/v1/jobs/{demo.state.get(key)}  (events: .../events)")
         say(f"  adapters         {demo.url}/v1/adapters   models: {demo.url}/v1/models")
+        say(f"  dashboard        {demo.url}/   (sign in with the api_key in {demo.state_file})")
+        say(f"  CLI              lorafleet login --base-url {demo.url}   (same key), then\n"
+            f"                   lorafleet jobs follow {demo.state.get('fine_tuning_job')}   "
+            "(also: lorafleet jobs list, lorafleet chat -m ...)")
         say("  (the instance stops with the demo; `lorafleet up --data-dir "
             f"{data_dir}` brings it back with everything in it)")
     finally:

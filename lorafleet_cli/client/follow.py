@@ -76,8 +76,9 @@ class Tracker:
                                  rate=fmt(self.rate, ".0f"))
 
 
-def follow_job(cli: Cli, job_id: str) -> dict:
-    """Stream the job's events until it ends; print and return the finished job."""
+def follow_job(cli: Cli, job_id: str, view: str | None = None) -> dict:
+    """Stream the job's events until it ends; print and return the finished job (as ``view`` answers it: the
+    kind's own route, e.g. ``/fine_tuning/jobs/{id}``; default ``/jobs/{id}``)."""
     job = cli.api.get(f"/jobs/{job_id}")
     progress = None if cli.out.as_json else progress_bar(cli)
     if progress is not None:
@@ -94,6 +95,8 @@ def follow_job(cli: Cli, job_id: str) -> dict:
                         break
         job = cli.api.get(f"/jobs/{job_id}")
         tracker.update_from_job(job)
+        if view:
+            job = {**job, **cli.api.get(view)}
     finally:
         if progress is not None:
             progress.stop()
@@ -108,6 +111,8 @@ def report_end(cli: Cli, job: dict, last_message: str | None = None) -> None:
     else:
         result = job.get("fine_tuned_model") or (job.get("result") or {}).get("fine_tuned_model")
         cli.out.say(f"{job['id']} {job['status']}" + (f": {result}" if result else ""))
+        if job.get("scores"):
+            show_scores(cli, job["scores"])
     if job["status"] == "paused":
         raise CliError(f"job {job['id']} paused: {job.get('waiting_reason') or last_message or 'see its events'}; continue it "
                        f"with: lorafleet jobs resume {job['id']}", JOB_FAILED, reported=cli.out.as_json)
@@ -115,3 +120,10 @@ def report_end(cli: Cli, job: dict, last_message: str | None = None) -> None:
         error = job.get("error") or {}
         raise CliError(f"job {job['id']} {job['status']}" + (f": {error['message']}" if error.get("message") else ""),
                        JOB_FAILED, param=error.get("param"), code=error.get("code"), reported=cli.out.as_json)
+
+
+def show_scores(cli: Cli, scores: list[dict]) -> None:
+    """An eval job's score table: a row per model, a column per metric."""
+    metrics = list((scores[0].get("scores") or {}) if scores else {})
+    cli.out.table(scores, [("model", "name"), *((m, lambda row, m=m: (row.get("scores") or {}).get(m))
+                                                for m in metrics)])

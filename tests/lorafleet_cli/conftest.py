@@ -15,9 +15,9 @@ import pytest
 
 from lorafleet_cli.main import main
 from tests.integration.conftest import (  # noqa: F401  (fixtures)
+    ROOT,
     WorkerProcess,
     admin_key,
-    ROOT,
     api_client,
     dispatcher,
     inference_server,
@@ -81,8 +81,8 @@ def user_key(api_client, admin_key):  # noqa: F811
 
 def run_process(*args: str, env: dict | None = None, timeout: float = 600) -> Result:
     """``python -m lorafleet_cli.main ...`` as its own process (the real entry point and exit code)."""
-    proc = subprocess.run([sys.executable, "-m", "lorafleet_cli.main", *map(str, args)], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
+    proc = subprocess.run([sys.executable, "-m", "lorafleet_cli.main", *map(str, args)], check=False, cwd=ROOT,
+                          text=True, capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 

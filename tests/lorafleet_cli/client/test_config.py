@@ -5,7 +5,13 @@ import stat
 
 import pytest
 
-from lorafleet_cli.client.config import profiles_path, read_profiles, resolve, server_configured, write_profile
+from lorafleet_cli.client.config import (
+    profiles_path,
+    read_profiles,
+    resolve,
+    server_configured,
+    write_profile,
+)
 from lorafleet_cli.client.errors import AUTH, BAD_INPUT, CliError
 
 

@@ -14,7 +14,7 @@ def test_finetune_follow_ends_with_the_job_and_its_adapter(trained, run, monkeyp
     env, job = trained
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert job["status"] == "succeeded" and job["fine_tuned_model"]
+    assert job["status"] == "succeeded" and job["result"]["fine_tuned_model"]
     shown = run("jobs", "show", job["id"], "--events", "50", "--json")
     assert shown.code == 0 and shown.json["id"] == job["id"]
     metrics = [e for e in shown.json["events"] if e["type"] == "metrics"]
@@ -31,7 +31,7 @@ def test_adapters_and_models(trained, run, monkeypatch, tmp_path):
         monkeypatch.setenv(name, value)
     adapters = run("adapters", "list", "--json")
     (adapter,) = adapters.json["data"]
-    assert adapter["name"] == job["fine_tuned_model"] and len(adapter["checkpoints"]) == 2
+    assert adapter["name"] == job["result"]["fine_tuned_model"] and len(adapter["checkpoints"]) == 2
     assert run("adapters", "show", adapter["name"], "--json").json["id"] == adapter["id"]
     dest = tmp_path / "a.tar.gz"
     got = run("adapters", "download", adapter["id"], "-o", dest, "--json")
@@ -39,9 +39,9 @@ def test_adapters_and_models(trained, run, monkeypatch, tmp_path):
     with tarfile.open(dest) as tar:
         assert any(n.endswith("adapter_config.json") for n in tar.getnames())
     models = run("models", "list", "--json").json["data"]
-    assert {"smollm2-135m-instruct", job["fine_tuned_model"]} <= {m["id"] for m in models}
+    assert {"smollm2-135m-instruct", job["result"]["fine_tuned_model"]} <= {m["id"] for m in models}
     table = run("models", "list")
-    assert table.code == 0 and job["fine_tuned_model"] in table.out
+    assert table.code == 0 and job["result"]["fine_tuned_model"] in table.out
 
 
 def test_pause_resume_cancel_and_follow_of_a_cancelled_job(trained, run, monkeypatch, tmp_path):
