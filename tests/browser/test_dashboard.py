@@ -109,6 +109,41 @@ def test_a_fine_tuning_job_submitted_from_the_page_draws_its_loss_live(browser, 
     close(context, page)
 
 
+def test_a_dataset_shows_kept_rows_with_provenance_and_rejected_rows_with_their_filter(browser, up_stack, screenshots):
+    from tests.integration.teacher_stub import start_teacher_stub
+
+    key, api = up_stack.new_user("dora"), up_stack.api()
+    stub, stop = start_teacher_stub()
+    try:
+        job = api.post("/v1/generation/jobs", headers=bearer(key), json={
+            "method": "alpaca", "num_instructions": 10, "request_batch_size": 2,
+            "teacher": {"base_url": stub.base_url, "model": "stub-teacher", "api": "completions", "api_key": "sk-stub",
+                        "max_concurrency": 2, "max_retries": 0}}).json()
+        assert job.get("id"), job
+        done = wait_for(lambda: (j := api.get(f"/v1/generation/jobs/{job['id']}", headers=bearer(key)).json())["status"]
+                        in TERMINAL and j, 180, 0.5, "the generation job")
+    finally:
+        stop()
+    assert done["status"] == "succeeded", done
+    ds = api.get(f"/v1/datasets/{done['dataset_id']}", headers=bearer(key)).json()
+    context, page = signed_in_page(browser, up_stack, key)
+    page.get_by_role("navigation").get_by_role("link", name="Datasets").click()
+    page.get_by_role("link", name=ds["name"]).click()
+    rows = page.locator("#dataset-rows")
+    rows.get_by_text(f"{min(ds['n_rows'], 50)} kept row(s) shown").wait_for()
+    assert "teacher_model: stub-teacher" in rows.inner_text()  # provenance
+    page.get_by_label("Verdict").select_option("rejected")
+    rows.get_by_text("rejected row(s) shown").wait_for()
+    assert "ROUGE-L" in rows.inner_text()
+    rouge_filter = next(f for f in ds["rejected_by_filter"] if "rouge" in f)
+    page.get_by_label("Rejected by").select_option(rouge_filter)
+    rows.get_by_text(f"{ds['rejected_by_filter'][rouge_filter]} rejected row(s) shown").wait_for()
+    body = rows.locator("tbody tr").first.inner_text()
+    assert rouge_filter in body and any(ch.isdigit() for ch in body.split(rouge_filter)[-1])  # nearest + its score
+    page.screenshot(path=screenshots / "07-dataset-rejected.png", full_page=True)
+    close(context, page)
+
+
 def test_an_eval_report_shows_scores_and_outputs_side_by_side(browser, up_stack, alice_key, screenshots):
     api, h = up_stack.api(), bearer(alice_key)
     rows = [{"instruction": "Repeat the word llama.", "input": "", "output": "llama"},
@@ -185,3 +220,18 @@ def test_a_state_change_without_the_csrf_token_is_refused(browser, up_stack, ali
     assert page.evaluate("fetch('/v1/me').then(r => r.status)") == 200  # still signed in: nothing changed
     close(context, page)
     assert alice_key not in up_stack.log.read_text(errors="replace")  # nor in any log line
+
+
+def test_pool_and_usage_show_own_usage_and_to_admins_the_workers(browser, up_stack, alice_key, screenshots):
+    context, page = signed_in_page(browser, up_stack, alice_key)
+    page.get_by_role("navigation").get_by_role("link", name="Pool & usage").click()
+    page.locator("#usage").wait_for()
+    assert page.locator("#pool").count() == 0  # not an admin: no pool
+    close(context, page)
+    context, page = signed_in_page(browser, up_stack, up_stack.admin_key)
+    page.goto(up_stack.url + "/#/pool")
+    pool = page.locator("#pool")
+    pool.wait_for()
+    assert "alive" in pool.inner_text() and "Fair share" in pool.inner_text()
+    page.screenshot(path=screenshots / "08-pool-admin.png", full_page=True)
+    close(context, page)
