@@ -44,7 +44,13 @@ async function route() {
   for (const [pattern, module] of ROUTES) {
     const m = location.hash.match(pattern);
     if (m) {
-      try { state.cleanup = (await module.render(view, m.slice(1), state)) || null; } catch (err) { view.append(errorBox(err)); }
+      // Each visit renders into its own container; a visit overtaken by a newer one (the user clicked on
+      // before the data came) is dropped with its timers, never mixed into the page.
+      const visit = state.visit = (state.visit || 0) + 1, container = h('div');
+      view.append(container);
+      let cleanup = null;
+      try { cleanup = (await module.render(container, m.slice(1), state)) || null; } catch (err) { container.append(errorBox(err)); }
+      if (visit !== state.visit) { container.remove(); if (cleanup) cleanup(); } else state.cleanup = cleanup;
       return;
     }
   }
