@@ -235,3 +235,29 @@ def test_pool_and_usage_show_own_usage_and_to_admins_the_workers(browser, up_sta
     assert "alive" in pool.inner_text() and "Fair share" in pool.inner_text()
     page.screenshot(path=screenshots / "08-pool-admin.png", full_page=True)
     close(context, page)
+
+
+def test_pause_resume_and_cancel_buttons_drive_a_job(browser, up_stack, screenshots):
+    key, api = up_stack.new_user("erin"), up_stack.api()
+    f = api.post("/v1/files", headers=bearer(key), files={"file": ("t.jsonl", io.BytesIO(training_rows(8).encode()))},
+                 data={"purpose": "fine-tune"}).json()
+    job = api.post("/v1/fine_tuning/jobs", headers=bearer(key), json={
+        "model": BASE, "training_file": f["id"], "hyperparameters": {"batch_size": 1, "micro_batch_size": 1, "num_epochs": 20,
+                                                                      "cutoff_len": 64, "save_steps": 1}}).json()
+    context, page = signed_in_page(browser, up_stack, key)
+    page.goto(f"{up_stack.url}/#/jobs/{job['id']}")
+    status = page.locator(".status").first
+
+    def reaches(*wanted: str, timeout: float = 150) -> str:
+        return wait_for(lambda: (s := status.inner_text()) in wanted and s, timeout, 0.3, f"the job to be {wanted}")
+
+    page.get_by_role("button", name="Pause").click()
+    reaches("paused")  # waiting: out of the line at once; running: at its next checkpoint
+    assert page.get_by_role("button", name="Resume").is_enabled() and page.get_by_role("button", name="Pause").is_disabled()
+    page.screenshot(path=screenshots / "09-paused.png")
+    page.get_by_role("button", name="Resume").click()
+    reaches("validating_files", "queued", "running")
+    page.get_by_role("button", name="Cancel").click()
+    reaches("cancelled")
+    assert page.get_by_role("button", name="Cancel").is_disabled()
+    close(context, page)
