@@ -15,6 +15,9 @@ from lorafleet_cli.client.errors import JOB_FAILED, CliError
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STOPPED = (*TERMINAL, "paused")  # where following ends
+# Where each kind's full view lives (``/v1/jobs/{id}`` is the common part every kind shares).
+KIND_VIEWS = {"fine_tuning": "/fine_tuning/jobs/{id}", "generation": "/generation/jobs/{id}",
+              "eval": "/evals/jobs/{id}?include_report=false", "batch": "/batches/{id}"}
 REFRESH_S = 1.0  # at most one job read a second for kinds whose events carry no step counts
 
 
@@ -78,7 +81,7 @@ class Tracker:
 
 def follow_job(cli: Cli, job_id: str, view: str | None = None) -> dict:
     """Stream the job's events until it ends; print and return the finished job (as ``view`` answers it: the
-    kind's own route, e.g. ``/fine_tuning/jobs/{id}``; default ``/jobs/{id}``)."""
+    kind's own route, e.g. ``/fine_tuning/jobs/{id}``; default: the kind's full view)."""
     job = cli.api.get(f"/jobs/{job_id}")
     progress = None if cli.out.as_json else progress_bar(cli)
     if progress is not None:
@@ -95,13 +98,22 @@ def follow_job(cli: Cli, job_id: str, view: str | None = None) -> dict:
                         break
         job = cli.api.get(f"/jobs/{job_id}")
         tracker.update_from_job(job)
-        if view:
-            job = {**job, **cli.api.get(view)}
+        job = full_view(cli, job, view)
     finally:
         if progress is not None:
             progress.stop()
     report_end(cli, job, tracker.last_message)
     return job
+
+
+def full_view(cli: Cli, job: dict, view: str | None = None) -> dict:
+    """The common job object with its kind's own fields (a batch's counts, an eval's scores...); ``status``
+    stays the common one (a batch's own, OpenAI's "completed", is kept as ``kind_status``)."""
+    view = view or KIND_VIEWS.get(job.get("kind", ""), "").format(id=job["id"])
+    if not view:
+        return job
+    own = cli.api.get(view)
+    return {**job, **own, "status": job["status"], "kind_status": own.get("status", job["status"])}
 
 
 def report_end(cli: Cli, job: dict, last_message: str | None = None) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from lorafleet_cli.client.command import Cli, client_command
-from lorafleet_cli.client.follow import follow_job
+from lorafleet_cli.client.follow import follow_job, full_view
 from lorafleet_cli.client.output import when
 
 app = typer.Typer(help="list, inspect, follow and control jobs of every kind", no_args_is_help=True)
@@ -44,7 +44,7 @@ def list_jobs(cli: Cli, kind: Annotated[str | None, typer.Option(help=f"only thi
 def show(cli: Cli, job_id: JobId,
          events: Annotated[int, typer.Option(help="also show this many latest events")] = 0) -> None:
     """One job: status, progress, queue place, result or error."""
-    job = cli.api.get(f"/jobs/{job_id}")
+    job = full_view(cli, cli.api.get(f"/jobs/{job_id}"))
     if events:
         job["events"] = cli.api.get(f"/jobs/{job_id}/events", limit=events)["data"]
     if cli.out.as_json:

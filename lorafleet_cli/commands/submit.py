@@ -28,13 +28,13 @@ def given(**fields) -> dict:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def submit(cli: Cli, path: str, body: dict, follow: bool, view: str = "{id}") -> dict:
-    """Create the job; follow it (the final job as ``path/view`` answers it) or print how to."""
+def submit(cli: Cli, path: str, body: dict, follow: bool) -> dict:
+    """Create the job; follow it to its end (its kind's full view printed) or print how to."""
     job = cli.api.post(path, body)
     if follow:
         if not cli.out.as_json:
             cli.out.say(f"submitted {job['id']} ({job['status']})")
-        return follow_job(cli, job["id"], f"{path}/{view.format(id=job['id'])}")
+        return follow_job(cli, job["id"])
     cli.out.say(f"submitted {job['id']} ({job['status']}); follow it with: lorafleet jobs follow {job['id']}", job)
     return job
 
@@ -112,7 +112,7 @@ def evaluate(cli: Cli, eval_file: Annotated[str, typer.Argument(help="a file id 
     data = read_body(body)
     data.update(given(eval_file=file_id(cli.api, eval_file, "evals"), models=model or None,
                       fine_tuning_job=fine_tuning_job, metrics=metric or None, limit=limit, priority=priority))
-    submit(cli, "/evals/jobs", apply_sets(data, sets), follow, "{id}?include_report=false")
+    submit(cli, "/evals/jobs", apply_sets(data, sets), follow)
 
 
 def register(app: typer.Typer) -> None:

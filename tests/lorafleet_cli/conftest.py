@@ -96,15 +96,27 @@ HP = ["batch_size=1", "micro_batch_size=1", "num_epochs=1", "learning_rate=0.003
       "warmup_steps=1", "lora_r=4", "save_steps=2", "logging_steps=1"]
 
 
+TINY = "tiny-cli"  # the tiny random LLaMA (tests/conftest.py), registered with `lorafleet models add`
+
+
 @pytest.fixture(scope="session")
-def trained(live_api, worker, api_client, admin_key, tmp_path_factory):  # noqa: F811
-    """One fine-tuning job of the base model (4 rows, 4 steps), submitted and followed by the CLI process:
+def tiny_model(service_env, tiny_llama_dir):  # noqa: F811
+    """The tiny LLaMA as a base model, registered by the server-side ``models add`` (direct to the database)."""
+    result = run_process("models", "add", TINY, tiny_llama_dir, "--description", "tiny random llama", env=service_env)
+    assert result.code == 0 and f"registered base model {TINY}" in result.out, result.err
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def trained(live_api, worker, api_client, admin_key, tiny_model, tmp_path_factory):  # noqa: F811
+    """One fine-tuning job of the tiny base model (4 rows, 4 steps), submitted and followed by the CLI process
     (the owner's environment, the finished job)."""
     data = tmp_path_factory.mktemp("cli-train") / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in TRAIN))
     env = {"LORAFLEET_BASE_URL": live_api.url, "LORAFLEET_API_KEY": new_key(api_client, admin_key),
            "LORAFLEET_CONFIG_DIR": str(data.parent / "config")}
     hp = [arg for pair in HP for arg in ("--hp", pair)]
-    result = run_process("finetune", data, "--suffix", "cli", *hp, "--follow", "--json", env=env)
+    result = run_process("finetune", data, "--model", tiny_model, "--suffix", "cli", *hp, "--follow", "--json",
+                         env=env)
     assert result.code == 0, result.err + worker.output()[-3000:]
     return env, result.json

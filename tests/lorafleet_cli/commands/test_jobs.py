@@ -39,7 +39,7 @@ def test_adapters_and_models(trained, run, monkeypatch, tmp_path):
     with tarfile.open(dest) as tar:
         assert any(n.endswith("adapter_config.json") for n in tar.getnames())
     models = run("models", "list", "--json").json["data"]
-    assert {"smollm2-135m-instruct", job["result"]["fine_tuned_model"]} <= {m["id"] for m in models}
+    assert {"smollm2-135m-instruct", "tiny-cli", job["result"]["fine_tuned_model"]} <= {m["id"] for m in models}
     table = run("models", "list")
     assert table.code == 0 and job["result"]["fine_tuned_model"] in table.out
 

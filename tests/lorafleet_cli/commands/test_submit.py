@@ -1,5 +1,5 @@
 """``lorafleet generate``, ``batch`` and ``eval`` (with ``--follow``) and ``datasets`` against a live server
-with a real worker (the eval scores the base model against the adapter the shared fine-tune trained)."""
+with a real worker (the eval scores the tiny base model against the adapter the shared fine-tune trained)."""
 from __future__ import annotations
 
 import json
@@ -7,13 +7,13 @@ import json
 import pytest
 
 from tests.integration.teacher_stub import start_teacher_stub
+from tests.lorafleet_cli.conftest import TINY
 
 pytestmark = pytest.mark.integration
-BASE = "smollm2-135m-instruct"
 
 
 @pytest.fixture
-def as_owner(trained, monkeypatch):
+def as_owner(trained, client_env, monkeypatch):
     env, job = trained
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -22,13 +22,15 @@ def as_owner(trained, monkeypatch):
 
 def test_batch_runs_to_its_output_file(as_owner, run, tmp_path):
     lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
-              "body": {"model": BASE, "messages": [{"role": "user", "content": f"Count to {i}."}], "max_tokens": 4}}
+              "body": {"model": TINY, "messages": [{"role": "user", "content": f"Count to {i}."}], "max_tokens": 4}}
              for i in (1, 2)]
     path = tmp_path / "batch.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    result = run("batch", path, "--batch-size", "2", "--follow", "--json")
-    assert result.code == 0, result.err
-    batch = result.json
+    followed = run("batch", path, "--batch-size", "2", "--follow")  # a person's view: the bar, then the end
+    assert followed.code == 0, followed.err
+    batch_id = followed.out.split("submitted ", 1)[1].split()[0]
+    assert "tok/s" in followed.out and "ETA" in followed.out and f"{batch_id} succeeded" in followed.out
+    batch = run("jobs", "show", batch_id, "--json").json  # the common job object and the batch's own fields
     assert batch["status"] == "succeeded" and batch["object"] == "batch"
     assert batch["request_counts"] == {"total": 2, "completed": 2, "failed": 0}
     out = tmp_path / "out.jsonl"
@@ -42,11 +44,11 @@ def test_eval_scores_base_and_adapter(as_owner, run, tmp_path):
     path = tmp_path / "eval.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     adapter = as_owner["result"]["fine_tuned_model"]
-    result = run("eval", path, "-m", BASE, "-m", adapter, "--metric", "rouge_l", "--set", "sampling.max_new_tokens=8",
+    result = run("eval", path, "-m", TINY, "-m", adapter, "--metric", "rouge_l", "--set", "sampling.max_new_tokens=8",
                  "--set", "batch_size=2", "--follow", "--json")
     assert result.code == 0, result.err
     job = result.json
-    assert job["status"] == "succeeded" and [m["name"] for m in job["scores"]] == [BASE, adapter]
+    assert job["status"] == "succeeded" and [m["name"] for m in job["scores"]] == [TINY, adapter]
     assert all(0 <= m["scores"]["rouge_l"] <= 1 and m["examples"] == 2 for m in job["scores"])
     human = run("jobs", "follow", job["id"])  # ended: the final line only
     assert human.code == 0 and f"{job['id']} succeeded" in human.out
