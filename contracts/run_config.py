@@ -85,6 +85,9 @@ class RunConfig(BaseModel):
     total_steps: int = Field(..., ge=1)
     prompt_template: PromptTemplateName = Field(..., description="what serving formats requests with")
     hyperparameters: FinetuneHyperparameters
+    method: Literal["supervised", "dpo"] = Field("supervised", description="the training objective")
+    dpo_beta: float | None = Field(None, gt=0, description="method dpo: beta; the reference policy is the starting "
+                                   "adapter when hyperparameters.init_adapter is set, else the base model")
     base_model: BaseModelRecord
     data: TrainingDataRecord
     libraries: dict[str, str] = Field(..., description="python and the versions of " + ", ".join(LIBRARIES))

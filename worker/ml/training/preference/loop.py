@@ -113,7 +113,8 @@ def setup_dpo_run(*, base_model_dir: Path, pairs: list[PreferencePair], hp: DpoH
                       optimizer=optimizer, scheduler=scheduler,
                       scaler=torch.amp.GradScaler("cuda") if precision.use_grad_scaler else None,
                       head_weight=train_step.frozen_head_weight(model, precision),
-                      config=describe_run(hp, base_model_dir, data, precision, sources), started=started)
+                      config=describe_run(hp, base_model_dir, data, precision, sources).model_copy(
+                          update={"method": "dpo", "dpo_beta": hp.beta}), started=started)
     fingerprint = {**data.fingerprint(hp), "reference": hp.init_adapter or "base"}
     reference = load_or_compute_reference(out_dir, fingerprint, lambda: compute_reference_logprobs(
         model, tokenized, micro_batch_size=hp.micro_batch_size, pad_id=pad_id, precision=precision,

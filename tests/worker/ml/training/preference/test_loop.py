@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from contracts.configs import DpoHyperparameters
 from contracts.preference_records import PreferencePair
+from contracts.run_config import read_run_config
 from worker.ml.training.checkpoints import list_checkpoints
 from worker.ml.training.preference.loop import train_dpo
 from worker.ml.training.preference.reference import REFERENCE_FILE
@@ -54,7 +55,8 @@ def test_dpo_learns_reports_rewards_and_writes_a_peft_adapter(tiny_llama_dir, tm
     adapter = Path(res["adapter_dir"])
     assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 8
     assert all("lora_" in k for k in load_file(adapter / "adapter_model.safetensors"))
-    assert json.loads((adapter / "config.json").read_text())["hyperparameters"]["learning_rate"] == 2e-2
+    config = read_run_config(adapter)
+    assert (config.method, config.dpo_beta, config.hyperparameters.learning_rate) == ("dpo", 0.5, 2e-2)
     assert (tmp_path / REFERENCE_FILE).is_file()
 
 
