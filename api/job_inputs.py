@@ -83,7 +83,7 @@ def continue_hyperparameters(hp: FinetuneHyperparameters, start: TrainingStart, 
                        "already starts from it", f"{param}.init_adapter")
     update = {}
     for key in (*LORA_SHAPE, "prompt_template"):
-        if key not in start.hyperparameters:
+        if start.hyperparameters.get(key) is None:
             continue
         if key in hp.model_fields_set and key in LORA_SHAPE and getattr(hp, key) != start.hyperparameters[key]:
             raise APIError(400, "invalid_value", f"{key}={getattr(hp, key)!r} differs from the adapter being "
