@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ import typer
 
 from lorafleet_cli.client.api import Api
 from lorafleet_cli.client.config import ClientConfig, resolve
-from lorafleet_cli.client.errors import CliError
+from lorafleet_cli.client.errors import FAILED, CliError
 from lorafleet_cli.client.output import Output
 
 BaseUrl = Annotated[str | None, typer.Option("--base-url", help="server URL, e.g. http://host:8000 "
@@ -70,6 +71,11 @@ def client_command(group: typer.Typer, name: str | None = None, *, need_key: boo
                 raise typer.Exit(error.exit_code) from None
             except KeyboardInterrupt:
                 raise typer.Exit(130) from None
+            except Exception as exc:  # a person sees one line, not a traceback (LORAFLEET_DEBUG=1 shows it)
+                if os.environ.get("LORAFLEET_DEBUG") or type(exc).__module__.startswith(("typer", "click")):
+                    raise  # typer's own (Exit, Abort, usage errors) and debugging
+                cli.out.error(CliError(f"the client failed: {type(exc).__name__}: {exc}", FAILED))
+                raise typer.Exit(FAILED) from None
             finally:
                 cli.close()
 

@@ -34,3 +34,15 @@ def test_every_invalid_field_of_a_422_is_shown():
 def test_a_body_that_is_not_the_api_error_shape_keeps_its_status():
     error = CliError.from_response(502, None, "<html>bad gateway</html>")
     assert error.exit_code == FAILED and error.message == "HTTP 502: <html>bad gateway</html>"
+
+
+def test_an_unexpected_failure_is_one_line_not_a_traceback(monkeypatch, tmp_path, capsys):
+    from lorafleet_cli.client import api
+    from lorafleet_cli.main import main
+
+    monkeypatch.setenv("LORAFLEET_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("LORAFLEET_DEBUG", raising=False)
+    monkeypatch.setattr(api.Api, "get", lambda self, path, **params: {"unexpected": "shape"})
+    assert main(["jobs", "show", "ftjob-x", "--base-url", "http://127.0.0.1:9", "--api-key", "k"]) == FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("error: the client failed: KeyError") and "Traceback" not in err
