@@ -34,9 +34,9 @@ class UpStack:
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60)
 
-    def new_user(self, name: str) -> str:
-        """A new user's API key (made by the admin through the public API)."""
-        r = self.api().post("/v1/users", json={"name": f"{name}-{secrets.token_hex(2)}"},
+    def new_user(self, name: str, **fields) -> str:
+        """A new user's API key (made by the admin through the public API, with ``fields`` such as caps)."""
+        r = self.api().post("/v1/users", json={"name": f"{name}-{secrets.token_hex(2)}", **fields},
                             headers={"Authorization": f"Bearer {self.admin_key}"})
         assert r.status_code == 201, r.text
         return r.json()["api_key"]

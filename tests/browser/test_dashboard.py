@@ -237,8 +237,10 @@ def test_pool_and_usage_show_own_usage_and_to_admins_the_workers(browser, up_sta
     close(context, page)
 
 
-def test_pause_resume_and_cancel_buttons_drive_a_job(browser, up_stack, screenshots):
-    key, api = up_stack.new_user("erin"), up_stack.api()
+def test_a_waiting_job_shows_why_and_its_buttons_pause_resume_and_cancel_it(browser, up_stack, screenshots):
+    """Erin has no GPU-hours left today, so her job waits in line: the page says where and why, and the
+    buttons act on it at once (a running job would pause at its next checkpoint instead)."""
+    key, api = up_stack.new_user("erin", gpu_hours_per_day=0), up_stack.api()
     f = api.post("/v1/files", headers=bearer(key), files={"file": ("t.jsonl", io.BytesIO(training_rows(8).encode()))},
                  data={"purpose": "fine-tune"}).json()
     job = api.post("/v1/fine_tuning/jobs", headers=bearer(key), json={
@@ -251,13 +253,17 @@ def test_pause_resume_and_cancel_buttons_drive_a_job(browser, up_stack, screensh
     def reaches(*wanted: str, timeout: float = 150) -> str:
         return wait_for(lambda: (s := status.inner_text()) in wanted and s, timeout, 0.3, f"the job to be {wanted}")
 
+    queue_info = page.locator("#queue-info")
+    queue_info.wait_for(timeout=60_000)
+    assert "Queue position" in queue_info.inner_text() and "GPU" in queue_info.inner_text(), queue_info.inner_text()
+    page.screenshot(path=screenshots / "09-waiting.png")
     page.get_by_role("button", name="Pause").click()
-    reaches("paused")  # waiting: out of the line at once; running: at its next checkpoint
+    reaches("paused", timeout=30)  # waiting: out of the line at once
     assert page.get_by_role("button", name="Resume").is_enabled() and page.get_by_role("button", name="Pause").is_disabled()
-    page.screenshot(path=screenshots / "09-paused.png")
+    page.screenshot(path=screenshots / "10-paused.png")
     page.get_by_role("button", name="Resume").click()
-    reaches("validating_files", "queued", "running")
+    reaches("validating_files", "queued", timeout=30)
     page.get_by_role("button", name="Cancel").click()
-    reaches("cancelled")
+    reaches("cancelled", timeout=30)
     assert page.get_by_role("button", name="Cancel").is_disabled()
     close(context, page)
