@@ -34,7 +34,7 @@ def _state(model_dir: Path) -> Iterator[tuple[str, np.ndarray]]:
         raise FileNotFoundError(f"{model_dir} has no .safetensors weights")
     for f in files:
         with safe_open(str(f), framework="pt") as handle:
-            for key in handle.keys():
+            for key in handle.keys():  # noqa: SIM118 - a safetensors handle is not iterable
                 yield key, handle.get_tensor(key).float().numpy()
 
 
