@@ -93,3 +93,25 @@ def test_relative_adapter_paths_resolve_on_the_reading_host(session, adapter, al
     # An old row's absolute path is used as it is; without a mount the stored form comes back.
     assert resolve_model(session=session, name=ADAPTER, owner_id=None, artifacts_dir=mount).adapter_path == "/a/final"
     assert resolve_model(session=session, name=name, owner_id=None).adapter_path == f"jobs/{job.id}/adapter"
+
+
+def test_training_start_by_adapter_name_id_or_checkpoint_for_its_owner_only(session, adapter, alice):
+    from pathlib import Path
+
+    from models.crud.model_refs import resolve_training_start
+
+    for name in (ADAPTER, adapter.id):
+        start = resolve_training_start(session=session, name=name, owner_id=alice.id)
+        assert (start.ref.kind, start.ref.name, start.ref.adapter_path) == ("adapter", ADAPTER, "/a/final")
+        assert start.hyperparameters == {"prompt_template": "chatml"}  # the adapter's own run
+    ckpt = resolve_training_start(session=session, name=f"{ADAPTER}:ckpt-step-2", owner_id=alice.id,
+                                  artifacts_dir=Path("/store"))
+    assert (ckpt.ref.kind, ckpt.ref.adapter_path, ckpt.hyperparameters) == (
+        "checkpoint", "/a/ckpt-2", {"prompt_template": "chatml"})  # its job's hyperparameters
+    base = resolve_training_start(session=session, name=DEFAULT_BASE_MODEL, owner_id=alice.id)
+    assert (base.ref.kind, base.hyperparameters) == ("base", {})
+    for name in (adapter.id, ADAPTER, f"{ADAPTER}:ckpt-step-2"):
+        with pytest.raises(ModelNotFound):
+            resolve_training_start(session=session, name=name, owner_id="someone-else")
+    with pytest.raises(ModelNotFound):
+        resolve_training_start(session=session, name="adapter-missing", owner_id=alice.id)
