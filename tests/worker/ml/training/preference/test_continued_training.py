@@ -11,6 +11,7 @@ import torch
 
 from contracts.configs import DpoHyperparameters, FinetuneHyperparameters
 from contracts.records import Example
+from tests.worker.ml.training.preference.test_loop import pairs
 from worker.ml.training.data import load_tokenizer, tokenize_examples
 from worker.ml.training.finetune import train_lora
 from worker.ml.training.lora import load_adapter_model
@@ -19,7 +20,6 @@ from worker.ml.training.preference.data import collate_pairs, tokenize_pairs
 from worker.ml.training.preference.loop import train_dpo
 from worker.ml.training.preference.loss import sequence_logprobs
 from worker.ml.training.preference.reference import REFERENCE_FILE
-from tests.worker.ml.training.preference.test_loop import pairs
 
 EXACT = {"lora_dropout": 0.0, "precision": "fp32", "warmup_steps": 0, "val_set_size": 0}
 

@@ -76,7 +76,7 @@ def test_dpo_loss_and_rewards_equal_the_papers_formula(tiny_llama_dir, models):
 
 
 def test_the_loss_trains_only_the_adapter_and_its_reference_is_the_adapter_switched_off(tiny_llama_dir, models):
-    policy, reference_copy = models
+    policy, _ = models
     pairs = tokenize_pairs(PAIRS[:2], load_tokenizer(tiny_llama_dir), DpoHyperparameters())
     batch = collate_pairs(pairs, pad_id=0)
     policy.train()
