@@ -224,15 +224,26 @@ def finish_job(*, session: Session, job_id: str, token: str, status: JobStatus, 
 
 
 def hand_off_job(*, session: Session, job_id: str, token: str, queue: str, result: dict | None) -> bool:
-    """End a stage: release the claim and put the job back in line for ``queue`` (no attempt spent)."""
+    """End a stage: release the claim and put the job back in line for ``queue`` (no attempt spent).
+
+    A stage boundary is a checkpoint: a cancel asked for during the stage ends the job here, a user's
+    pause leaves it paused before the next stage (a preemption or drain only re-queues it)."""
     job = session.execute(select(Job).where(Job.id == job_id, Job.claim_token == token)
                           .with_for_update()).scalar_one_or_none()
     if job is None:
         return False
     if result is not None:
         job.result = result
+    now = utcnow()
+    user_pause = job.pause_requested and job.pause_reason == "user"
     job.status, job.queue = JobStatus.queued.value, queue
-    _back_in_line(job, utcnow())
+    _back_in_line(job, now)
+    if job.cancel_requested:
+        job.status, job.finished_at = JobStatus.cancelled.value, now
+        add_event(session=session, job_id=job.id, message="Job cancelled between stages")
+    elif user_pause:
+        job.status = JobStatus.paused.value
+        add_event(session=session, job_id=job.id, message="Job paused before its next stage")
     session.flush()
     return True
 

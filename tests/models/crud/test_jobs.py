@@ -131,6 +131,28 @@ def test_hand_off_requeues_on_the_next_queue_without_an_attempt(session, job):
     assert not crud.hand_off_job(session=session, job_id=job.id, token=token, queue="gpu", result=None)
 
 
+@pytest.mark.parametrize("reason, status", [("user", "paused"), ("preempt", "queued"), ("drain", "queued")])
+def test_a_pause_asked_during_a_stage_holds_at_the_hand_off(session, job, reason, status):
+    place(session, job)
+    token = claim(session, job).claim_token
+    crud.request_pause(session=session, job=job, reason=reason)
+    assert crud.hand_off_job(session=session, job_id=job.id, token=token, queue="gpu", result=None)
+    session.refresh(job)
+    assert (job.status, job.queue, job.pause_requested, job.lease_owner) == (status, "gpu", False, None)
+    if status == "paused":
+        crud.resume_paused(session=session, job=job)
+        assert (job.status, job.queue) == ("queued", "gpu")
+
+
+def test_a_cancel_asked_during_a_stage_ends_the_job_at_the_hand_off(session, job):
+    place(session, job)
+    token = claim(session, job).claim_token
+    crud.request_cancel(session=session, job=job)
+    assert crud.hand_off_job(session=session, job_id=job.id, token=token, queue="gpu", result=None)
+    session.refresh(job)
+    assert (job.status, job.lease_owner) == ("cancelled", None) and job.finished_at is not None
+
+
 def test_an_expired_lease_spends_an_attempt_and_the_last_one_fails_with_its_reason(session, job):
     for attempt in (1, 2, 3):
         place(session, job)
