@@ -57,9 +57,6 @@ def create_fine_tuning_job(body: FineTuningJobCreate, session: SessionDep, user:
     require_method_file(session, user, store, settings, training_file, body.method_type, "training_file")
     validation_file = (resolve_training_source(session, user, body.validation_file, "validation_file")
                        if body.validation_file else None)
-    if validation_file and body.method_type == "dpo":
-        raise APIError(400, "unsupported_parameter", "validation_file is not supported with method.type 'dpo' yet",
-                       "validation_file")
     if validation_file:
         require_method_file(session, user, store, settings, validation_file, body.method_type, "validation_file")
     hp = continue_hyperparameters(body.resolved_hyperparameters(), start, hyperparameters_param(body))

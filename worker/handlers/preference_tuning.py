@@ -16,8 +16,8 @@ def load_preference_file(ctx: JobContext, file_id: str, param: str) -> tuple[lis
     data = read_owned_file(ctx, file_id, param)
     parsed = parse_preference_file(data, ctx.settings.max_line_bytes)
     raise_parse_errors(parsed, param)
-    return parsed.records, DataFileRecord(role="training", file_id=file_id, sha256=bytes_sha256(data),
-                                          size_bytes=len(data))
+    role = "validation" if param == "validation_file" else "training"
+    return parsed.records, DataFileRecord(role=role, file_id=file_id, sha256=bytes_sha256(data), size_bytes=len(data))
 
 
 def validate_preference_file(ctx: JobContext, hp: DpoHyperparameters) -> dict:
@@ -27,6 +27,8 @@ def validate_preference_file(ctx: JobContext, hp: DpoHyperparameters) -> dict:
     from worker.ml.training.preference.data import tokenize_pairs
 
     pairs, _ = load_preference_file(ctx, ctx.params["training_file"], "training_file")
+    if ctx.params.get("validation_file"):
+        load_preference_file(ctx, ctx.params["validation_file"], "validation_file")
     with ctx.session() as s:
         model_dir = resolve_base_model_dir(s, ctx.settings, ctx.model)
     usable = tokenize_pairs(pairs, load_tokenizer(model_dir), hp)
@@ -47,10 +49,14 @@ def run_dpo(ctx: JobContext, hp: DpoHyperparameters, name: str, on_step, on_chec
     from worker.ml.training.run_setup import RunSources
 
     pairs, record = load_preference_file(ctx, ctx.params["training_file"], "training_file")
+    val_pairs, records = None, [record]
+    if ctx.params.get("validation_file"):
+        val_pairs, val_record = load_preference_file(ctx, ctx.params["validation_file"], "validation_file")
+        records.append(val_record)
     with ctx.session() as s:
         model_dir = resolve_base_model_dir(s, ctx.settings, ctx.model)
     reference = "the starting adapter" if hp.init_adapter else "the base model (adapter off)"
     ctx.emit(f"Training {name} with DPO (beta={hp.beta}) on {len(pairs)} pairs; reference policy: {reference}")
     return train_dpo(base_model_dir=model_dir, pairs=pairs, hp=hp, out_dir=ctx.work_dir, device=ctx.settings.device,
                      on_step=on_step, on_checkpoint=on_checkpoint, should_stop=ctx.should_stop,
-                     sources=RunSources(base_model_name=ctx.model, data_files=[record]))
+                     sources=RunSources(base_model_name=ctx.model, data_files=records), val_pairs=val_pairs)

@@ -33,6 +33,13 @@ def test_a_dpo_job_in_openai_shape(client, alice, upload):
     assert job.method.dpo.hyperparameters.n_epochs == 2 and job.method.dpo.hyperparameters.batch_size == 4
     assert job.method.dpo.hyperparameters.learning_rate_multiplier == 0.5 and job.method.supervised is None
     assert r.json()["hyperparameters"]["beta"] == 0.2 and r.json()["hyperparameters"]["learning_rate"] == 1.5e-4
+    r = client.post(URL, headers=alice.headers, json={"model": BASE, "training_file": f["id"], "method": DPO,
+                                                      "validation_file": f["id"]})
+    assert r.status_code == 200 and r.json()["validation_file"] == f["id"]
+    sft = upload(alice, ALPACA_LINE)["id"]
+    r = client.post(URL, headers=alice.headers, json={"model": BASE, "training_file": f["id"], "method": DPO,
+                                                      "validation_file": sft})
+    assert r.status_code == 400 and error_of(r)["param"] == "validation_file" and error_of(r)["lines"][0]["line"] == 1
     bad = client.post(URL, headers=alice.headers, json={"model": BASE, "training_file": f["id"],
                                                         "method": {"type": "dpo", "dpo": {"hyperparameters": {
                                                             "beta": -1}}}})

@@ -23,7 +23,7 @@ from contracts.preference_records import PreferencePair
 from contracts.run_config import examples_sha256
 from worker.ml.training import train_step
 from worker.ml.training.checkpoints import capture_rng_state
-from worker.ml.training.data import load_tokenizer, plan_epoch, plan_steps
+from worker.ml.training.data import load_tokenizer, plan_epoch, plan_steps, split_train_val
 from worker.ml.training.devices import choose_precision, load_base_for_training, resolve_device
 from worker.ml.training.lora import build_lora_model
 from worker.ml.training.preference.data import TokenizedPair, collate_pairs, tokenize_pairs
@@ -46,6 +46,8 @@ class PreferenceRun:
     run: TrainingRun
     pairs: list[TokenizedPair]
     reference: torch.Tensor  # (pairs, 2): reference log-probabilities of the chosen and rejected answers
+    val_pairs: list[TokenizedPair] = field(default_factory=list)
+    val_reference: torch.Tensor | None = None
 
 
 @dataclass
@@ -70,16 +72,19 @@ class PreferenceWindow:
 def train_dpo(*, base_model_dir: Path, pairs: list[PreferencePair], hp: DpoHyperparameters, out_dir: Path,
               device: str = "auto", on_step: Callable[[dict], None] | None = None,
               on_checkpoint: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
-              sources: RunSources | None = None) -> dict:
+              sources: RunSources | None = None, val_pairs: list[PreferencePair] | None = None) -> dict:
     """Train a LoRA adapter with DPO on ``pairs``; write checkpoints and ``out_dir/adapter``.
 
     Starts from ``hp.init_adapter`` when set (then that adapter is also the reference policy), else from
     fresh LoRA weights with the base model as reference. ``should_stop`` is polled before every
     micro-batch (cancel: the last finished step is checkpointed, status "cancelled"); a run folder
-    with checkpoints is resumed exactly from the latest one.
+    with checkpoints is resumed exactly from the latest one. ``val_pairs=None`` splits ``hp.val_set_size``
+    off ``pairs`` (seeded); validation DPO metrics come at eval steps, checkpoints and the last step.
     """
+    if val_pairs is None:
+        pairs, val_pairs = split_train_val(pairs, hp.val_set_size, hp.seed)
     prun = setup_dpo_run(base_model_dir=Path(base_model_dir), pairs=pairs, hp=hp, out_dir=Path(out_dir),
-                         device=device, sources=sources or RunSources())
+                         device=device, sources=sources or RunSources(), val_pairs=val_pairs)
     resume_from_latest_checkpoint(prun.run)
     status = train(prun, on_step, on_checkpoint, should_stop)
     if status == "succeeded":
@@ -88,7 +93,7 @@ def train_dpo(*, base_model_dir: Path, pairs: list[PreferencePair], hp: DpoHyper
 
 
 def setup_dpo_run(*, base_model_dir: Path, pairs: list[PreferencePair], hp: DpoHyperparameters, out_dir: Path,
-                  device: str, sources: RunSources) -> PreferenceRun:
+                  device: str, sources: RunSources, val_pairs: list[PreferencePair] = ()) -> PreferenceRun:
     """Seed, tokenize and plan the pairs, build model + optimizer, then fix the reference log-probabilities."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -98,9 +103,10 @@ def setup_dpo_run(*, base_model_dir: Path, pairs: list[PreferencePair], hp: DpoH
     tokenized = tokenize_pairs(pairs, tokenizer, hp)
     if not tokenized:
         raise ValueError(f"no preference pair has a response token in both answers within cutoff_len={hp.cutoff_len}")
+    tokenized_val = tokenize_pairs(list(val_pairs), tokenizer, hp)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     plan = plan_steps(len(tokenized), hp.batch_size, hp.micro_batch_size, hp.num_epochs)
-    data = RunData(train=[p.chosen for p in tokenized], val=[], pad_id=pad_id,
+    data = RunData(train=[p.chosen for p in tokenized], val=[p.chosen for p in tokenized_val], pad_id=pad_id,
                    lengths=[p.n_tokens for p in tokenized], plan=plan,
                    save_at=set(checkpoint_steps(plan.total_steps, hp.save_steps, hp.n_checkpoints)),
                    train_examples_sha256=examples_sha256([ex for p in pairs
@@ -115,11 +121,13 @@ def setup_dpo_run(*, base_model_dir: Path, pairs: list[PreferencePair], hp: DpoH
                       head_weight=train_step.frozen_head_weight(model, precision),
                       config=describe_run(hp, base_model_dir, data, precision, sources).model_copy(
                           update={"method": "dpo", "dpo_beta": hp.beta}), started=started)
-    fingerprint = {**data.fingerprint(hp), "reference": hp.init_adapter or "base"}
+    fingerprint = {**data.fingerprint(hp), "n_val": len(tokenized_val), "reference": hp.init_adapter or "base"}
     reference = load_or_compute_reference(out_dir, fingerprint, lambda: compute_reference_logprobs(
-        model, tokenized, micro_batch_size=hp.micro_batch_size, pad_id=pad_id, precision=precision,
+        model, tokenized + tokenized_val, micro_batch_size=hp.micro_batch_size, pad_id=pad_id, precision=precision,
         head_weight=run.head_weight, adapter_off=hp.init_adapter is None))
-    return PreferenceRun(run=run, pairs=tokenized, reference=reference)
+    n = len(tokenized)
+    return PreferenceRun(run=run, pairs=tokenized, reference=reference[:n], val_pairs=tokenized_val,
+                         val_reference=reference[n:])
 
 
 def train(prun: PreferenceRun, on_step: Callable[[dict], None] | None, on_checkpoint: Callable[[dict], None] | None,
@@ -141,7 +149,7 @@ def train(prun: PreferenceRun, on_step: Callable[[dict], None] | None, on_checkp
         train_step.optimizer_step(run.optimizer, run.scheduler, run.scaler, run.params, run.hp.max_grad_norm)
         run.step += 1
         run.tokens += step_tokens
-        window = log_step(run, window, learning_rate, on_step)
+        window = log_step(prun, window, learning_rate, on_step)
         if run.step in run.data.save_at:
             save_run_checkpoint(run, run.step, capture_rng_state(), on_checkpoint)
             window.started = time.perf_counter()
@@ -180,23 +188,55 @@ def pair_step(prun: PreferenceRun, indices: list[int], step_pairs: int, window: 
     return batch["n_tokens"]
 
 
-def log_step(run: TrainingRun, window: PreferenceWindow, learning_rate: float,
+def log_step(prun: PreferenceRun, window: PreferenceWindow, learning_rate: float,
              on_step: Callable[[dict], None] | None) -> PreferenceWindow:
-    """At logging and last steps: report the window's DPO metrics and start a new window."""
+    """At logging, eval and last steps: report the window's DPO metrics (+ validation), start a new window."""
+    run, hp = prun.run, prun.run.hp
     step, total = run.step, run.data.plan.total_steps
-    if step % run.hp.logging_steps and step != total:
+    is_eval = bool(prun.val_pairs) and ((hp.eval_steps and step % hp.eval_steps == 0) or step in run.data.save_at
+                                        or step == total)
+    if step % hp.logging_steps and not is_eval and step != total:
         return window
     run.metrics = {"step": step, "total_steps": total, **window.metrics(), "learning_rate": learning_rate,
                    "tokens": run.tokens, "epoch": step / run.data.plan.steps_per_epoch}
+    if is_eval:
+        run.metrics.update(validate(prun))
     if on_step:
         on_step(dict(run.metrics))
     return PreferenceWindow()
+
+
+@torch.no_grad()
+def validate(prun: PreferenceRun) -> dict:
+    """DPO loss, reward margin and reward accuracy on the validation pairs (eval mode: no dropout)."""
+    run = prun.run
+    was_training = run.model.training
+    run.model.eval()
+    sums = PreferenceWindow()
+    size = run.hp.micro_batch_size
+    for start in range(0, len(prun.val_pairs), size):
+        chunk = prun.val_pairs[start:start + size]
+        batch = collate_pairs(chunk, run.data.pad_id)
+        logps = sequence_logprobs(run.model, batch["input_ids"].to(run.precision.device),
+                                  batch["targets"].to(run.precision.device),
+                                  autocast_dtype=run.precision.autocast_dtype, head_weight=run.head_weight)
+        reference = prun.val_reference[start:start + len(chunk)].to(run.precision.device)
+        terms = dpo_loss(logps[:len(chunk)], logps[len(chunk):], reference[:, 0], reference[:, 1], run.hp.beta)
+        sums.loss += float(terms.losses.sum())
+        sums.chosen += float(terms.chosen_rewards.sum())
+        sums.rejected += float(terms.rejected_rewards.sum())
+        sums.correct += float(terms.correct.sum())
+        sums.pairs += len(chunk)
+    run.model.train(was_training)
+    m = sums.metrics()
+    return {"valid_loss": m["train_loss"], "valid_reward_margin": m["reward_margin"],
+            "valid_reward_accuracy": m["reward_accuracy"]}
 
 
 def run_result(run: TrainingRun, status: str) -> dict:
     """What the caller gets back: status, where the adapter is, progress, device, time, last metrics."""
     return {"status": status, "adapter_dir": str(run.out_dir / ADAPTER_DIR) if status == "succeeded" else None,
             "steps": run.step, "total_steps": run.data.plan.total_steps, "trained_tokens": run.tokens,
-            "n_train": len(run.data.train), "resumed_from_step": run.resumed_from, "method": "dpo",
+            "n_train": len(run.data.train), "n_val": len(run.data.val), "resumed_from_step": run.resumed_from, "method": "dpo",
             "device": str(run.precision.device), "precision": run.precision.name,
             "seconds": round(time.perf_counter() - run.started, 3), **run.metrics}

@@ -74,3 +74,13 @@ def test_resume_after_cancel_is_exact(tiny_llama_dir, tmp_path):
     a = load_file(Path(whole["adapter_dir"]) / "adapter_model.safetensors")
     b = load_file(Path(resumed["adapter_dir"]) / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_validation_pairs_get_dpo_metrics_at_checkpoints_and_the_end(tiny_llama_dir, tmp_path):
+    res, steps = run(tiny_llama_dir, tmp_path, hp(val_set_size=2))  # 2 of the 8 pairs held out (seeded)
+    assert (res["n_train"], res["n_val"]) == (6, 2) and res["total_steps"] == 6  # 6 pairs, 4 a step, 3 epochs
+    assert [s["step"] for s in steps if "valid_loss" in s] == [3, 6]
+    for s in steps:
+        if "valid_loss" in s:
+            assert {"valid_reward_margin", "valid_reward_accuracy"} <= set(s) and 0 <= s["valid_reward_accuracy"] <= 1
+    assert steps[-1]["valid_loss"] < math.log(2)  # the preference carries over to held-out pairs
