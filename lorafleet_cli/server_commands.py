@@ -182,7 +182,8 @@ def cmd_up(args) -> int:
     try:
         import uvicorn
 
-        print(f"lorafleet: API on http://{args.host}:{args.port}/v1", flush=True)
+        print(f"lorafleet: API on http://{args.host}:{args.port}/v1, dashboard on http://{args.host}:{args.port}/",
+              flush=True)
         uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level="warning",
                     access_log=False, timeout_graceful_shutdown=3)
     finally:

@@ -42,10 +42,16 @@ def download(cli: Cli, adapter_id: AdapterId,
 
 @client_command(app, "export")
 def export(cli: Cli, adapter_id: AdapterId,
+           export_format: Annotated[str, typer.Option("--format", help="hf: a merged Hugging Face folder; gguf: "
+                                                      "one .gguf for llama.cpp / Ollama (a file id)")] = "hf",
+           dtype: Annotated[str | None, typer.Option(help="gguf only: f16, f32 or q8_0 (server default f16)",
+                                                     show_default=False)] = None,
            follow: Annotated[bool, typer.Option("--follow", "-f", help="follow the export job to its end")] = False,
            ) -> None:
-    """Merge the adapter into its base model's weights (an export job)."""
-    job = cli.api.post(f"/adapters/{adapter_id}/export")
+    """Merge the adapter into its base model's weights (an export job); with --format gguf the result
+    names a file to fetch with ``lorafleet files download``."""
+    body = {"format": export_format, **({"dtype": dtype} if dtype else {})}
+    job = cli.api.post(f"/adapters/{adapter_id}/export", body)
     if follow:
         follow_job(cli, job["id"])
         return

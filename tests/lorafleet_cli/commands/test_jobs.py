@@ -44,6 +44,23 @@ def test_adapters_and_models(trained, run, monkeypatch, tmp_path):
     assert table.code == 0 and job["result"]["fine_tuned_model"] in table.out
 
 
+def test_adapters_export_as_gguf_gives_a_file_to_download(trained, run, monkeypatch, tmp_path):
+    env, job = trained
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    adapter = job["result"]["fine_tuned_model"]
+    bad = run("adapters", "export", adapter, "--format", "gguf", "--dtype", "q4")
+    assert bad.code == 2 and "dtype" in bad.err
+    exported = run("adapters", "export", adapter, "--format", "gguf", "--dtype", "f32", "--follow", "--json")
+    assert exported.code == 0, exported.err
+    result = exported.json["result"]
+    assert result["dtype"] == "f32" and result["file_id"]
+    dest = tmp_path / "model.gguf"
+    got = run("files", "download", result["file_id"], "-o", dest, "--json")
+    assert got.code == 0 and got.json["bytes"] == dest.stat().st_size == result["bytes"]
+    assert dest.read_bytes()[:4] == b"GGUF"
+
+
 def test_pause_resume_cancel_and_follow_of_a_cancelled_job(trained, run, monkeypatch, tmp_path):
     env, _ = trained
     for name, value in env.items():
