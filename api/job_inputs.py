@@ -73,14 +73,20 @@ def require_training_start(session: Session, user: User, name: str, param: str =
         raise APIError(404, "model_not_found", exc.message, param) from None
 
 
+def refuse_host_paths(hp: FinetuneHyperparameters, param: str) -> None:
+    """``init_adapter`` is a folder on the worker's host, set by the worker only: over HTTP it is a 400."""
+    if "init_adapter" in hp.model_fields_set:
+        raise APIError(400, "invalid_value", "init_adapter is not accepted over HTTP: to start from one of your "
+                       "adapters or checkpoints, name it as model (<adapter> or <adapter>:ckpt-step-N)",
+                       f"{param}.init_adapter")
+
+
 def continue_hyperparameters(hp: FinetuneHyperparameters, start: TrainingStart, param: str) -> FinetuneHyperparameters:
     """Continuing from an adapter keeps its LoRA shape and prompt template (the weights only fit that shape,
     and the adapter learnt that prompt); a different shape asked for is a 400 naming the field."""
+    refuse_host_paths(hp, param)
     if start.ref.kind == "base":
         return hp
-    if "init_adapter" in hp.model_fields_set:
-        raise APIError(400, "invalid_value", "init_adapter cannot be combined with an adapter as model: training "
-                       "already starts from it", f"{param}.init_adapter")
     update = {}
     for key in (*LORA_SHAPE, "prompt_template"):
         if start.hyperparameters.get(key) is None:

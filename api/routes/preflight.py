@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from api.deps import authenticate
-from api.job_inputs import require_base_model, require_file
+from api.job_inputs import refuse_host_paths, require_base_model, require_file
 from api.job_kinds import PREFLIGHT
 from api.job_views import job_view
 from api.lora_targets import require_lora_targets
@@ -31,6 +31,7 @@ def _create(body: PreflightJobCreate, session, user, request: Request) -> JobRea
     require_base_model(session, body.model)
     require_file(session, user, body.training_file, "training_file", ("fine-tune",))
     require_lora_targets(session, body.model, body.hyperparameters.lora_target_modules, "hyperparameters")
+    refuse_host_paths(body.hyperparameters, "hyperparameters")
     job = job_crud.create_job(session=session, owner_id=user.id, kind=JobKind.preflight, model=body.model,
                               params=params_of(body), user_metadata=body.metadata, priority=body.priority)
     session.commit()

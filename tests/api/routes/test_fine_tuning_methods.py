@@ -130,3 +130,6 @@ def test_continued_training_from_ones_own_adapter_or_checkpoint(client, app, ali
     assert r.status_code == 400 and error_of(r)["param"] == "method.supervised.hyperparameters.lora_r"
     r = create(names["mine"], hyperparameters={"lora_r": 16, "n_epochs": 1})
     assert r.status_code == 200 and r.json()["hyperparameters"]["n_epochs"] == 1
+    for model in (BASE, names["mine"]):  # a folder on the worker's host is never taken from a request
+        r = create(model, hyperparameters={"init_adapter": "/etc"})
+        assert r.status_code == 400 and error_of(r)["param"] == "hyperparameters.init_adapter", r.text

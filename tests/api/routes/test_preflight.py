@@ -31,6 +31,7 @@ def test_bad_bodies_are_refused_naming_the_field(client, alice, bob, upload):
               "hyperparameters.lora_target_modules"),
              ({"model": "gpt-17"}, 404, "model"),
              ({"training_file": "file-nope"}, 404, "training_file"),
+             ({"hyperparameters": {"init_adapter": "/etc"}}, 400, "hyperparameters.init_adapter"),
              ({"extra": 1}, 422, "extra")]
     for body, status, param in cases:
         r = client.post(URL, headers=alice.headers, json={"model": BASE, "training_file": f, **body})
