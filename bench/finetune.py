@@ -10,7 +10,11 @@ training loop alone (first micro-batch to the last optimizer step), which is wha
 
 ``eval_loss`` is the token-weighted fp32 loss of the saved adapter, loaded back with plain PEFT, on
 the held-out rows with the training masking (all tokens with --train-on-inputs, as the reference).
-Prints one JSON line last.
+Prints one JSON line last, with the speed techniques the run used (``techniques``). Each technique
+is a ``FinetuneHyperparameters`` field; ``--set FIELD=VALUE`` switches one to measure it on its own
+(``--set packing=false``, ``--set fused_head_loss=false``, ``--set head_labelled_only=false``,
+``--set attention=eager``, ``--set compile=on``, ``--set cpu_threads=1``). ``--random-shape`` with
+``--tokenizer`` / ``--random-dir`` serves bench/gpu_check.sh (beside bench/trainer_reference.py).
 """
 from __future__ import annotations
 
@@ -37,24 +41,46 @@ RANDOM_SHAPES = {
                "num_key_value_heads": 8},
     "7b": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
                "num_key_value_heads": 32},
+    # dry runs of bench/gpu_check.sh on a CPU host: the same code path in seconds
+    "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2},
 }
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
 
 
-def random_base_model(shape: str, tokenizer_dir: Path) -> Path:
-    """A randomly initialised LLaMA of a real shape, with the embedded model's tokenizer, on disk."""
+def random_base_model(shape: str, tokenizer_dir: Path, out: Path | None = None) -> Path:
+    """A randomly initialised LLaMA of a real shape, with the embedded model's tokenizer, on disk
+    (``out`` is re-used when it already holds one, so the Trainer reference loads the same weights)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    if out is not None and (out / "config.json").is_file():
+        return out
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     cfg = LlamaConfig(vocab_size=len(tok), max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
                       eos_token_id=tok.eos_token_id, **RANDOM_SHAPES[shape])
-    out = Path(tempfile.mkdtemp(prefix=f"lorafleet-random-{shape}-"))
+    out = out or Path(tempfile.mkdtemp(prefix=f"lorafleet-random-{shape}-"))
+    torch.manual_seed(0)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         model = LlamaForCausalLM(cfg).to(torch.bfloat16)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def peak_memory_gib() -> float | None:
+    """Peak CUDA memory allocated by this process (None on CPU)."""
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
+
+
+def count_llama_params(model_dir: Path) -> int:
+    """Parameters from a LLaMA ``config.json`` (untied embeddings and head counted twice)."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    h, L, ff, v = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"], cfg["vocab_size"]
+    kv = h * cfg["num_key_value_heads"] // cfg["num_attention_heads"]
+    return L * (2 * h * h + 2 * h * kv + 3 * h * ff) + 2 * v * h
 
 
 def model_flops_utilisation(n_params: int, tokens_per_s: float) -> float | None:
@@ -84,18 +110,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, help="output dir (default: a fresh temp dir)")
     ap.add_argument("--random-shape", choices=sorted(RANDOM_SHAPES),
                     help="speed only: a random LLaMA of this shape instead of the embedded model (no eval)")
+    ap.add_argument("--tokenizer", type=Path, help="--random-shape: tokenizer folder (default: the embedded model's)")
+    ap.add_argument("--random-dir", type=Path, help="--random-shape: where the random model is kept (re-used)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a FinetuneHyperparameters field (a speed technique: packing=false, "
+                         "fused_head_loss=false, compile=on, attention=eager, cpu_threads=1, ...); repeatable")
     return ap.parse_args(argv)
+
+
+def technique_overrides(pairs: list[str]) -> dict:
+    """``--set packing=false`` -> {"packing": "false"}; pydantic parses the value into the field's type."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes FIELD=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def reference_hyperparameters(a: argparse.Namespace):
     """The reference run's knobs (see the module docstring); batching and length from the command line."""
     from contracts.configs import FinetuneHyperparameters
 
-    return FinetuneHyperparameters(batch_size=a.batch, micro_batch_size=a.micro_batch, num_epochs=a.epochs,
-                                   cutoff_len=a.cutoff, seed=a.seed, train_on_inputs=a.train_on_inputs,
-                                   warmup_steps=REFERENCE_WARMUP_STEPS, learning_rate=3e-4, lora_r=8, lora_alpha=16,
-                                   lora_dropout=0.05, lora_target_modules=["q_proj", "v_proj"], val_set_size=0,
-                                   precision=a.precision, logging_steps=1, n_checkpoints=1)
+    fields = dict(batch_size=a.batch, micro_batch_size=a.micro_batch, num_epochs=a.epochs, cutoff_len=a.cutoff,
+                  seed=a.seed, train_on_inputs=a.train_on_inputs, warmup_steps=REFERENCE_WARMUP_STEPS,
+                  learning_rate=3e-4, lora_r=8, lora_alpha=16, lora_dropout=0.05,
+                  lora_target_modules=["q_proj", "v_proj"], val_set_size=0, precision=a.precision, logging_steps=1,
+                  n_checkpoints=1)
+    return FinetuneHyperparameters.model_validate({**fields, **technique_overrides(a.set)})
+
+
+TECHNIQUES = ("packing", "fused_head_loss", "loss_chunk_tokens", "head_labelled_only", "attention", "compile",
+              "liger_kernels", "cpu_threads")
+
+
+def technique_settings(hp) -> dict:
+    """The speed techniques this run used (FinetuneHyperparameters fields), for the JSON line."""
+    return {name: getattr(hp, name) for name in TECHNIQUES}
 
 
 def timed_training(base: Path, train_examples: list, hp, out: Path, sources) -> tuple[dict, list[dict], float, float]:
@@ -117,14 +169,11 @@ def speed_report(a: argparse.Namespace, base: Path, res: dict, n_examples: int, 
                  loop_seconds: float) -> dict:
     """--random-shape: throughput and MFU (parameters counted from the model's config)."""
     tokens = res["trained_tokens"]
-    cfg = json.loads((base / "config.json").read_text())
-    h, L, ff, v = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"], cfg["vocab_size"]
-    kv = h * cfg["num_key_value_heads"] // cfg["num_attention_heads"]
-    n_params = L * (2 * h * h + 2 * h * kv + 3 * h * ff) + 2 * v * h
-    return {"impl": "lorafleet", "shape": a.random_shape, "precision": res["precision"], "examples": n_examples,
-            "steps": res["steps"], "train_tokens": tokens, "seconds": round(seconds, 2),
-            "tokens_per_s": round(tokens / seconds, 1), "loop_tokens_per_s": round(tokens / loop_seconds, 1),
-            "mfu": model_flops_utilisation(n_params, tokens / loop_seconds)}
+    return {"impl": "lorafleet", "shape": a.random_shape, "device": res["device"], "precision": res["precision"],
+            "examples": n_examples, "steps": res["steps"], "train_tokens": tokens, "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 1), "loop_seconds": round(loop_seconds, 2),
+            "loop_tokens_per_s": round(tokens / loop_seconds, 1), "peak_memory_gib": peak_memory_gib(),
+            "mfu": model_flops_utilisation(count_llama_params(base), tokens / loop_seconds)}
 
 
 def held_out_loss(a: argparse.Namespace, base: Path, adapter_dir: Path, eval_examples: list) -> float:
@@ -149,9 +198,11 @@ def main(argv: list[str] | None = None) -> None:
     from worker.ml.training.run_setup import RunSources
 
     a = parse_args(argv)
-    base = a.base_model or materialise_builtin("smollm2-135m-instruct", DEFAULT_MODELS_DIR)
     if a.random_shape:
-        base = random_base_model(a.random_shape, base)
+        base = random_base_model(a.random_shape, a.tokenizer or materialise_builtin("smollm2-135m-instruct",
+                                                                                    DEFAULT_MODELS_DIR), a.random_dir)
+    else:
+        base = a.base_model or materialise_builtin("smollm2-135m-instruct", DEFAULT_MODELS_DIR)
     train_rows, eval_rows = select_rows(a.data, a.examples, a.eval_examples, a.seed)
     to_example = lambda i, r: Example(r["instruction"], r.get("input") or "", r["output"], line=i + 1)
     train_examples = [to_example(i, r) for i, r in enumerate(train_rows)]
@@ -160,10 +211,11 @@ def main(argv: list[str] | None = None) -> None:
                          data_files=[DataFileRecord(role="training", sha256=file_sha256(a.data),
                                                     size_bytes=a.data.stat().st_size)])
     out = a.out or Path(tempfile.mkdtemp(prefix="lorafleet-bench-ft-"))
-    res, steps, seconds, loop_seconds = timed_training(base, train_examples, reference_hyperparameters(a), out,
-                                                       sources)
+    hp = reference_hyperparameters(a)
+    res, steps, seconds, loop_seconds = timed_training(base, train_examples, hp, out, sources)
     if a.random_shape:
-        print(json.dumps(speed_report(a, base, res, len(train_examples), seconds, loop_seconds)))
+        print(json.dumps({**speed_report(a, base, res, len(train_examples), seconds, loop_seconds),
+                          "techniques": technique_settings(hp)}))
         return
     tokens = res["trained_tokens"]
     eval_loss = held_out_loss(a, base, Path(res["adapter_dir"]), eval_examples)
@@ -171,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
                       "steps": res["steps"], "train_tokens": tokens, "seconds": round(seconds, 2),
                       "tokens_per_s": round(tokens / seconds, 1), "loop_seconds": round(loop_seconds, 2),
                       "loop_tokens_per_s": round(tokens / loop_seconds, 1), "first_loss": steps[0]["train_loss"],
-                      "final_loss": steps[-1]["train_loss"], "eval_loss": round(eval_loss, 4)}))
+                      "final_loss": steps[-1]["train_loss"], "eval_loss": round(eval_loss, 4),
+                      "techniques": technique_settings(hp)}))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ class FinetuneHyperparameters(BaseModel):
     train_on_inputs: bool = Field(False, description="False: loss on the response and EOS only")
     prompt_template: PromptTemplateName = "alpaca"
     group_by_length: bool = Field(True, description="length-bucketed micro-batches: no wasted padding")
-    packing: bool = Field(False, description="pack each step's examples into rows of cutoff_len tokens "
-                                             "(micro_batch_size rows per pass) with block-diagonal attention")
+    packing: bool = Field(True, description="pack each step's examples into rows of cutoff_len tokens "
+                                            "(micro_batch_size rows per pass) with block-diagonal attention; "
+                                            "same examples per step, same gradient, fewer and fuller passes")
     # --- LoRA (PEFT vocabulary)
     lora_r: int = Field(8, ge=1, le=1024, description="rank; higher costs memory, may learn more")
     lora_alpha: float = Field(16, gt=0)
@@ -54,6 +55,20 @@ class FinetuneHyperparameters(BaseModel):
     load_in_8bit: bool = False
     load_in_4bit: bool = False
     gradient_checkpointing: bool = False
+    # --- speed techniques: each keeps the learning math (fp32 losses equal with it on or off)
+    fused_head_loss: bool = Field(True, description="frozen output head + cross-entropy fused: the gradient is "
+                                                    "taken chunk by chunk in the forward pass, logits never kept")
+    loss_chunk_tokens: int = Field(1024, ge=16, le=65536, description="positions per head/loss chunk")
+    head_labelled_only: bool = Field(True, description="output head only where a target exists (no logits "
+                                                       "for masked prompt tokens or pads)")
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto", description="auto: flash_attention_2 on CUDA when flash_attn imports (varlen for packed rows), "
+                            "else sdpa (block-diagonal mask for packed rows)")
+    compile: Literal["auto", "on", "off"] = Field("auto", description="torch.compile of each decoder layer; "
+                                                                      "auto: on CUDA, off on CPU")
+    liger_kernels: Literal["auto", "on", "off"] = Field(
+        "auto", description="Liger's fused RMSNorm / RoPE / SwiGLU on CUDA; auto: when liger_kernel imports")
+    cpu_threads: int = Field(0, ge=0, le=1024, description="torch intra-op threads on CPU; 0: one per core")
     # --- warm start from an existing adapter (its LoRA shape must match)
     init_adapter: str | None = None
 

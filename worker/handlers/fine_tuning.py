@@ -34,7 +34,7 @@ def validate_files(ctx: JobContext, hp: FinetuneHyperparameters) -> dict:
                         f"cutoff_len={hp.cutoff_len} tokens; raise cutoff_len or shorten the examples",
                         "training_file")
     summary = {k: report.get(k) for k in ("n_examples", "total_tokens", "trainable_tokens", "n_over_cutoff",
-                                          "estimated_steps", "n_train", "n_val")}
+                                          "estimated_steps", "n_train", "n_val", "time_estimate")}
     ctx.emit(f"Validated {report['n_examples']} examples ({report['n_over_cutoff']} longer than cutoff_len "
              f"will be truncated); about {report.get('estimated_steps')} optimizer steps", data=summary)
     return summary

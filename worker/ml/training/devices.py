@@ -85,15 +85,19 @@ def load_base_for_training(base_model_dir: Path, hp: FinetuneHyperparameters, pr
     """
     from transformers import AutoModelForCausalLM
 
+    from worker.ml.training.speedups import apply_liger_kernels, attention_implementation
+
     quant = quantization_config(hp, precision.device)
     on_cuda = precision.device.type == "cuda"
-    kwargs: dict[str, Any] = {"dtype": precision.frozen_dtype if on_cuda else torch.float32}
+    kwargs: dict[str, Any] = {"dtype": precision.frozen_dtype if on_cuda else torch.float32,
+                              "attn_implementation": attention_implementation(hp, precision.device)}
     if on_cuda:
         kwargs["device_map"] = {"": precision.device.index or 0}
     if quant is not None:
         kwargs["quantization_config"] = quant
     model = AutoModelForCausalLM.from_pretrained(str(base_model_dir), **kwargs)
     model.config.use_cache = False
+    apply_liger_kernels(model, hp, precision.device)
     if quant is not None:
         from peft import prepare_model_for_kbit_training
 

@@ -2,12 +2,16 @@
 (``train_lora``: set up -> resume -> train -> save).
 
 Same learning math as the Alpaca-LoRA / HF Trainer recipe (AdamW, warmup + linear decay, grad-norm
-clipping, token-weighted loss over the whole optimizer step), with less waste: examples of a step
-are length-sorted into right-padded micro-batches (no attention mask needed) or, with ``packing``,
-packed several to a row with block-diagonal attention; the output head and
-loss run only where labels exist, frozen weights are stored in the autocast dtype, and the host
-reads loss values only at logging steps. Every knob and its default is a field of
-``contracts.configs.FinetuneHyperparameters``.
+clipping, token-weighted loss over the whole optimizer step), with less waste. Each speed technique
+is a switch of ``contracts.configs.FinetuneHyperparameters`` (default first), and none changes the
+learning (tests/worker/ml/training/test_speedups.py):
+``packing`` (on: each step's examples packed into rows with block-diagonal attention; off:
+length-sorted right-padded micro-batches), ``fused_head_loss`` / ``loss_chunk_tokens`` /
+``head_labelled_only`` (``loss.py``: head + cross-entropy in chunks, only where labels exist, the
+gradient taken in the forward pass), ``attention`` / ``compile`` / ``liger_kernels`` / ``cpu_threads``
+(``speedups.py``: SDPA or varlen FlashAttention, regional ``torch.compile`` and Liger kernels on CUDA,
+CPU threads). Always on: frozen weights stored in the autocast dtype (bf16 base, fp32 LoRA weights),
+and the host reads loss values only at logging steps.
 
 Where the pieces live: ``run_setup`` (data plan, model, optimizer, the run's ``config.json``),
 ``train_step`` (micro-batches, forward/backward, optimizer update), ``run_artifacts`` (resume,
@@ -108,7 +112,8 @@ def accumulate_step(run: TrainingRun, batches: list[dict],
     for batch in batches:
         if should_stop is not None and should_stop():
             return None
-        sums = train_step.micro_step(run.model, batch, run.precision, run.head_weight, step_loss_count, run.scaler)
+        sums = train_step.micro_step(run.model, batch, run.precision, run.head_weight, step_loss_count, run.scaler,
+                                     run.hp)
         step_sums.add(sums.loss.detach(), sums.correct, sums.count, batch["n_tokens"])
     return step_sums
 

@@ -49,52 +49,70 @@ def causal_lm_loss_sums(
     autocast_dtype: torch.dtype | None = None,
     head_weight: torch.Tensor | None = None,
     position_ids: torch.Tensor | None = None,
+    fused: bool = True,
+    chunk_tokens: int = LOSS_CHUNK_TOKENS,
+    labelled_only: bool = True,
 ) -> LossSums:
     """Sum of next-token cross-entropy over ``positions`` (flat indices into ``targets``).
 
     ``targets[b, t]`` is the token expected after ``input_ids[b, t]`` (see ``collate_micro_batch``).
     ``head_weight`` may be a pre-cast copy of the frozen output head; by default the head runs as is.
     ``position_ids`` restarting inside a row mean packed examples (``collate_packed_micro_batch``).
+    Speed switches (``FinetuneHyperparameters``): ``fused`` (``fused_head_loss``: the gradient is taken
+    chunk by chunk in the forward pass, a frozen head only), ``chunk_tokens`` (``loss_chunk_tokens``),
+    ``labelled_only`` (False: the head runs on every position, as a plain ``model(labels=...)`` does).
     """
     body, head = decoder_and_head(model)
     device_type = input_ids.device.type
     cast = torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
     with cast:
         hidden = body(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
-    hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
-    flat_targets = targets.view(-1).index_select(0, positions)
+    count = int(positions.numel())
+    hidden = hidden.reshape(-1, hidden.shape[-1])
+    flat_targets = targets.view(-1)
+    if labelled_only:
+        hidden, flat_targets = hidden.index_select(0, positions), flat_targets.index_select(0, positions)
     weight = head_weight if head_weight is not None else head.weight
-    if hidden.requires_grad and torch.is_grad_enabled() and not weight.requires_grad:
-        loss, correct = _FusedHeadCrossEntropy.apply(hidden, weight.detach(), flat_targets)
-        return LossSums(loss=loss, correct=correct, count=int(positions.numel()))
+    if fused and hidden.requires_grad and torch.is_grad_enabled() and not weight.requires_grad:
+        loss, correct = _FusedHeadCrossEntropy.apply(hidden, weight.detach(), flat_targets, chunk_tokens,
+                                                    labelled_only)
+        return LossSums(loss=loss, correct=correct, count=count)
     loss = hidden.new_zeros((), dtype=torch.float32)
     correct = torch.zeros((), dtype=torch.long, device=hidden.device)
-    for start in range(0, hidden.shape[0], LOSS_CHUNK_TOKENS):
-        h = hidden[start:start + LOSS_CHUNK_TOKENS]
-        t = flat_targets[start:start + LOSS_CHUNK_TOKENS]
+    for start in range(0, hidden.shape[0], chunk_tokens):
+        h = hidden[start:start + chunk_tokens]
+        t = flat_targets[start:start + chunk_tokens]
         logits = F.linear(h.to(weight.dtype), weight).float()
-        loss = loss + F.cross_entropy(logits, t, reduction="sum")
+        loss = loss + F.cross_entropy(logits, t, reduction="sum", ignore_index=IGNORE_INDEX)
         with torch.no_grad():
             correct += (logits.argmax(-1) == t).sum()
-    return LossSums(loss=loss, correct=correct, count=int(positions.numel()))
+    return LossSums(loss=loss, correct=correct, count=count)
 
 
 class _FusedHeadCrossEntropy(torch.autograd.Function):
-    """Summed CE of ``hidden @ weight.T`` against ``targets``; the gradient is computed in forward."""
+    """Summed CE of ``hidden @ weight.T`` against ``targets`` (-100: no loss there); the gradient is
+    computed in forward, ``chunk_tokens`` rows at a time."""
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor):  # type: ignore[override]
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
+                chunk_tokens: int = LOSS_CHUNK_TOKENS, all_labelled: bool = True):
         loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
         correct = torch.zeros((), dtype=torch.long, device=hidden.device)
         grad_hidden = torch.empty_like(hidden)
-        for start in range(0, hidden.shape[0], LOSS_CHUNK_TOKENS):
-            end = start + LOSS_CHUNK_TOKENS
+        for start in range(0, hidden.shape[0], chunk_tokens):
+            end = start + chunk_tokens
             t = targets[start:end]
             logits = F.linear(hidden[start:end].to(weight.dtype), weight).float()
-            loss += F.cross_entropy(logits, t, reduction="sum")
+            loss += F.cross_entropy(logits, t, reduction="sum", ignore_index=IGNORE_INDEX)
             correct += (logits.argmax(-1) == t).sum()
             probs = logits.softmax(-1)
-            probs[torch.arange(t.shape[0], device=t.device), t] -= 1.0  # d(sum CE)/d(logits)
+            rows = torch.arange(t.shape[0], device=t.device)
+            if all_labelled:
+                probs[rows, t] -= 1.0  # d(sum CE)/d(logits)
+            else:
+                labelled = (t != IGNORE_INDEX).unsqueeze(1)
+                probs[rows, t.clamp(min=0)] -= 1.0
+                probs.mul_(labelled)  # unlabelled positions get no gradient
             grad_hidden[start:end] = (probs.to(weight.dtype) @ weight).to(hidden.dtype)
         ctx.save_for_backward(grad_hidden)
         ctx.mark_non_differentiable(correct)
@@ -103,7 +121,7 @@ class _FusedHeadCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor, _grad_correct: torch.Tensor):  # type: ignore[override]
         (grad_hidden,) = ctx.saved_tensors
-        return grad_hidden * grad_loss.to(grad_hidden.dtype), None, None
+        return grad_hidden * grad_loss.to(grad_hidden.dtype), None, None, None, None
 
 
 @torch.no_grad()

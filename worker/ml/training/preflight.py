@@ -24,6 +24,8 @@ from worker.ml.training.data import (
     tokenize_examples,
 )
 
+from worker.ml.training.throughput import estimate_training_seconds, local_device_kind
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -31,13 +33,16 @@ MAX_LINES_REPORTED = 20
 N_SAMPLES = 3
 
 
-def run_preflight(examples: list[Example], tokenizer_dir: Path, hp: FinetuneHyperparameters) -> dict:
+def run_preflight(examples: list[Example], tokenizer_dir: Path, hp: FinetuneHyperparameters,
+                  device_kind: str | None = None) -> dict:
     """Count tokens and steps for ``examples`` under ``hp``; show three examples with their loss mask.
 
     ``trainable_tokens`` counts the positions that carry a loss (after ``train_on_inputs`` masking
     and ``cutoff_len`` truncation). Examples with none of them are listed as ``n_untrainable``;
     training skips them. ``memory_estimate`` is what the dispatcher will reserve on a GPU worker for
     the training run (``contracts.memory_estimate``; null when the model dir has no ``config.json``).
+    ``time_estimate`` is the run's ETA at the measured training rate of ``device_kind`` (default: this
+    host's device; ``worker.ml.training.throughput``).
     """
     tokenizer = load_tokenizer(tokenizer_dir)
     tokenized = tokenize_examples(examples, tokenizer, cutoff_len=hp.cutoff_len,
@@ -71,7 +76,21 @@ def run_preflight(examples: list[Example], tokenizer_dir: Path, hp: FinetuneHype
         "gradient_accumulation_steps": hp.gradient_accumulation_steps,
         "samples": [describe_sample(t, tokenizer) for t in tokenized[:N_SAMPLES]],
         "memory_estimate": training_memory_estimate(tokenizer_dir, hp),
+        "time_estimate": training_time_estimate(tokenizer_dir, hp, sum(len(t.input_ids) for t in tokenized),
+                                                n_train / max(len(examples), 1), device_kind),
     }
+
+
+def training_time_estimate(model_dir: Path, hp: FinetuneHyperparameters, total_tokens: int, train_share: float,
+                           device_kind: str | None) -> dict | None:
+    """ETA of the training run from its token count and the device kind's measured rate (null without
+    the base model's ``config.json``)."""
+    config = Path(model_dir) / "config.json"
+    if not config.is_file():
+        return None
+    shape = ModelShape.from_hf_config(json.loads(config.read_text()))
+    return estimate_training_seconds(round(total_tokens * train_share), hp.num_epochs, shape.n_params,
+                                     device_kind or local_device_kind())
 
 
 def training_memory_estimate(model_dir: Path, hp: FinetuneHyperparameters) -> dict | None:

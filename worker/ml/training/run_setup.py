@@ -42,6 +42,7 @@ from worker.ml.training.devices import (
 )
 from worker.ml.training.lora import build_lora_model
 from worker.ml.training.schedules import checkpoint_steps, effective_warmup_steps, lr_factor
+from worker.ml.training.speedups import apply_cpu_threads, compile_decoder_layers
 from worker.ml.training.train_step import frozen_head_weight
 
 
@@ -102,10 +103,12 @@ def setup_run(*, base_model_dir: Path, train_examples: list[Example], val_exampl
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     precision = choose_precision(hp.precision, resolve_device(device))
+    apply_cpu_threads(hp, precision.device)
     torch.manual_seed(hp.seed)
     data = setup_data(base_model_dir, train_examples, val_examples, hp)
     model = build_lora_model(load_base_for_training(base_model_dir, hp, precision), hp)
     model.train()
+    compile_decoder_layers(model, hp, precision.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer, scheduler = setup_optimizer(params, hp, data.plan.total_steps)
     scaler = torch.amp.GradScaler("cuda") if precision.use_grad_scaler else None

@@ -57,15 +57,19 @@ def step_micro_batches(train: list[TokenizedExample], micro_batches: list[list[i
 
 
 def micro_step(model: Any, batch: dict, precision: TrainPrecision, head_weight: torch.Tensor | None,
-               step_loss_count: int, scaler: Any) -> Any:
-    """Forward + backward of one micro-batch; the loss is normalised by the whole step's target count."""
+               step_loss_count: int, scaler: Any, hp: FinetuneHyperparameters | None = None) -> Any:
+    """Forward + backward of one micro-batch; the loss is normalised by the whole step's target count.
+    ``hp`` carries the loss switches (``fused_head_loss``, ``loss_chunk_tokens``); None: their defaults."""
     device = precision.device
+    hp = hp or FinetuneHyperparameters()
     positions = target_positions(batch["targets"]).to(device, non_blocking=True)
     packed = batch.get("position_ids")
     sums = causal_lm_loss_sums(model, batch["input_ids"].to(device, non_blocking=True),
                                batch["targets"].to(device, non_blocking=True), positions,
                                autocast_dtype=precision.autocast_dtype, head_weight=head_weight,
-                               position_ids=packed.to(device, non_blocking=True) if packed is not None else None)
+                               position_ids=packed.to(device, non_blocking=True) if packed is not None else None,
+                               fused=hp.fused_head_loss, chunk_tokens=hp.loss_chunk_tokens,
+                               labelled_only=hp.head_labelled_only)
     loss = sums.loss / step_loss_count
     (scaler.scale(loss) if scaler is not None else loss).backward()
     return sums

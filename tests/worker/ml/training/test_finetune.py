@@ -58,17 +58,27 @@ def test_trains_and_writes_peft_layout(tiny_llama_dir, tmp_path):
     assert not list(tmp_path.glob(".tmp-*")) and not list((tmp_path / "checkpoints").glob(".tmp-*"))
 
 
-def test_interrupted_and_resumed_run_matches_uninterrupted(tiny_llama_dir, tmp_path):
-    hp = _hp(num_epochs=3, save_steps=2)
+@pytest.mark.parametrize("packing", [True, False], ids=["packed-default", "unpacked"])
+def test_interrupted_and_resumed_run_matches_uninterrupted(tiny_llama_dir, tmp_path, packing):
+    """With the default speed techniques (packing, fused head loss, ...) and without packing."""
+    hp = _hp(num_epochs=3, save_steps=2, packing=packing, cutoff_len=64)
     full, full_steps = _train(tiny_llama_dir, tmp_path / "full", hp)
 
-    calls = {"n": 0}
+    seen = {"step": 0, "checks": 0}
 
-    def stop_in_step_five() -> bool:  # 2 micro-batches per step: the 10th check is inside step 5
-        calls["n"] += 1
-        return calls["n"] == 10
+    def stop_in_step_five() -> bool:  # the second micro-batch of step 5 (or step 5's start if it has one)
+        if seen["step"] < 4:
+            return False
+        seen["checks"] += 1
+        return seen["checks"] == 2 or seen["step"] > 4
 
-    cut, cut_steps = _train(tiny_llama_dir, tmp_path / "cut", hp, should_stop=stop_in_step_five)
+    def follow(metrics: dict) -> None:
+        seen["step"] = metrics["step"]
+        cut_steps.append(metrics)
+
+    cut_steps: list[dict] = []
+    cut = train_lora(base_model_dir=tiny_llama_dir, train_examples=_examples(), val_examples=None, hp=hp,
+                     out_dir=tmp_path / "cut", on_step=follow, should_stop=stop_in_step_five)
     assert cut["status"] == "cancelled" and cut["steps"] == 4
     assert [p.name for p in list_checkpoints(tmp_path / "cut")] == ["step-2", "step-4"]
     resumed, resumed_steps = _train(tiny_llama_dir, tmp_path / "cut", hp)
@@ -92,9 +102,10 @@ def test_packing_trains_the_same_steps_with_fewer_passes(tiny_llama_dir, tmp_pat
     monkeypatch.setattr(train_step, "micro_step", lambda model, batch, *a: passes.append(batch["input_ids"].shape)
                         or real(model, batch, *a))
     hp = _hp(lora_dropout=0.0, precision="fp32", cutoff_len=128)
-    plain, plain_steps = _train(tiny_llama_dir, tmp_path / "plain", hp)
+    assert hp.packing  # the default
+    plain, plain_steps = _train(tiny_llama_dir, tmp_path / "plain", hp.model_copy(update={"packing": False}))
     n_plain, passes[:] = len(passes), []
-    packed, packed_steps = _train(tiny_llama_dir, tmp_path / "packed", hp.model_copy(update={"packing": True}))
+    packed, packed_steps = _train(tiny_llama_dir, tmp_path / "packed", hp)
     assert packed["steps"] == plain["steps"] and packed["trained_tokens"] == plain["trained_tokens"]
     assert len(passes) < n_plain and all(width <= 128 for _, width in passes)
     assert [s["train_loss"] for s in packed_steps] == pytest.approx([s["train_loss"] for s in plain_steps], rel=1e-4)

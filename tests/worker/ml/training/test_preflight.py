@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from contracts.base_models import BUILTIN_MODELS, DEFAULT_BASE_MODEL
 from contracts.configs import FinetuneHyperparameters
 from contracts.memory_estimate import LOSS_CHUNK_TOKENS, estimate_job_memory
+from contracts.model_shape import ModelShape
 from contracts.records import Example, parse_training_file
 from worker.ml.training import loss
 from worker.ml.training.preflight import run_preflight, training_memory_estimate
@@ -23,7 +25,8 @@ def _examples(n: int, long_every: int = 0) -> list[Example]:
 
 
 def test_counts_split_and_steps(base_model_dir):
-    hp = FinetuneHyperparameters(batch_size=8, micro_batch_size=2, num_epochs=2, val_set_size=0.2, cutoff_len=64)
+    hp = FinetuneHyperparameters(batch_size=8, micro_batch_size=2, num_epochs=2, val_set_size=0.2, cutoff_len=64,
+                                 packing=False)
     res = run_preflight(_examples(30, long_every=7), base_model_dir, hp)
     json.dumps(res)  # JSON-safe
     assert res["n_examples"] == 30 and (res["n_train"], res["n_val"]) == (24, 6)
@@ -38,8 +41,9 @@ def test_counts_split_and_steps(base_model_dir):
 def test_packing_counts_the_packed_forward_passes(base_model_dir):
     """Short examples pack several to a row: fewer micro-batches, the same optimizer steps."""
     hp = FinetuneHyperparameters(batch_size=8, micro_batch_size=2, num_epochs=2, cutoff_len=128)
-    plain = run_preflight(_examples(32), base_model_dir, hp)
-    packed = run_preflight(_examples(32), base_model_dir, hp.model_copy(update={"packing": True}))
+    assert hp.packing  # the default
+    packed = run_preflight(_examples(32), base_model_dir, hp)
+    plain = run_preflight(_examples(32), base_model_dir, hp.model_copy(update={"packing": False}))
     assert packed["packing"] and not plain["packing"]
     assert packed["estimated_steps"] == plain["estimated_steps"] == 8
     assert plain["micro_batches_per_epoch"] == 16
@@ -104,3 +108,19 @@ def test_full_alpaca_file_is_fast(base_model_dir, shared_data):
     assert res["n_examples"] == len(parsed.records) > 50_000
     assert res["n_val"] == 2000 and res["estimated_steps"] == 3 * ((res["n_train"] + 127) // 128)
     assert 0 < res["n_over_cutoff"] < res["n_examples"] // 10
+
+
+def test_time_estimate_uses_the_device_kinds_measured_rate(base_model_dir):
+    """ETA = train tokens x epochs x 4 N / the device kind's rate; CPU scales with cores, GPUs by their peak."""
+    from worker.ml.training.throughput import CPU_FLOPS_PER_CORE, training_flops_per_s
+
+    hp = FinetuneHyperparameters(batch_size=8, micro_batch_size=2, num_epochs=2, val_set_size=0, cutoff_len=64)
+    cpu = run_preflight(_examples(16), base_model_dir, hp, device_kind="cpu")["time_estimate"]
+    gpu = run_preflight(_examples(16), base_model_dir, hp, device_kind="NVIDIA H200")["time_estimate"]
+    total = run_preflight(_examples(16), base_model_dir, hp)["total_tokens"]
+    n_params = ModelShape.from_hf_config(json.loads((base_model_dir / "config.json").read_text())).n_params
+    rate, basis = training_flops_per_s("cpu")
+    assert rate == pytest.approx(CPU_FLOPS_PER_CORE * (os.cpu_count() or 1)) and "measured" in basis
+    assert cpu["estimated_seconds"] == pytest.approx(total * 2 * 4 * n_params / rate, rel=0.02)
+    assert cpu["tokens_per_s"] * cpu["estimated_seconds"] == pytest.approx(total * 2, rel=0.01)
+    assert gpu["device_kind"] == "NVIDIA H200" and gpu["estimated_seconds"] < cpu["estimated_seconds"] / 50
