@@ -18,7 +18,7 @@ def _examples(n: int = 16) -> list[Example]:
 
 def _hp(**overrides) -> FinetuneHyperparameters:
     base = {"batch_size": 8, "micro_batch_size": 4, "num_epochs": 1, "learning_rate": 1e-2, "warmup_steps": 0,
-            "lora_dropout": 0.0, "precision": "fp32"}
+            "lora_dropout": 0.0, "precision": "fp32", "packing": False}  # the recipe by hand: examples per micro-batch
     return FinetuneHyperparameters(**{**base, **overrides})
 
 
