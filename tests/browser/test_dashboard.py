@@ -59,11 +59,11 @@ def test_sign_in_keeps_the_key_out_of_the_page_and_sets_a_strict_httponly_cookie
 def test_a_fine_tuning_job_submitted_from_the_page_draws_its_loss_live(browser, up_stack, alice_key, screenshots, tmp_path):
     context, page = signed_in_page(browser, up_stack, alice_key)
     data = tmp_path / "train.jsonl"
-    data.write_text(training_rows(4))  # 3 training steps, 1 row held out
+    data.write_text(training_rows(24))  # 23 steps (1 row held out): long enough to watch it run
     page.get_by_text("New fine-tuning job").click()
     page.locator("#ft-upload").set_input_files(str(data))
     for name, value in {"num_epochs": 1, "learning_rate": 0.003, "batch_size": 1, "micro_batch_size": 1, "cutoff_len": 64,
-                        "save_steps": 2, "val_set_size": 1, "warmup_steps": 1}.items():
+                        "save_steps": 10, "val_set_size": 1, "warmup_steps": 1}.items():
         page.locator(f"#ft-{name}").fill(str(value))
     page.get_by_label("Suffix", exact=True).fill("browser")
     page.get_by_role("button", name="Start fine-tuning").click()
@@ -99,7 +99,7 @@ def test_a_fine_tuning_job_submitted_from_the_page_draws_its_loss_live(browser, 
     page.get_by_role("navigation").get_by_role("link", name="Adapters").click()
     listed = page.locator("#adapters-list")
     listed.get_by_text(adapter, exact=True).wait_for()
-    assert f"{adapter}:ckpt-step-2" in listed.inner_text()  # its checkpoints, each a model name
+    assert f"{adapter}:ckpt-step-10" in listed.inner_text()  # its checkpoints, each a model name
     page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
     page.get_by_label("Search id or suffix").fill(job_id[-8:])
     wait_for(lambda: page.locator("#jobs-list tbody tr").count() == 1, 10, 0.2, "the search to keep one job")
