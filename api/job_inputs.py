@@ -75,7 +75,7 @@ def require_training_start(session: Session, user: User, name: str, param: str =
 
 def refuse_host_paths(hp: FinetuneHyperparameters, param: str) -> None:
     """``init_adapter`` is a folder on the worker's host, set by the worker only: over HTTP it is a 400."""
-    if "init_adapter" in hp.model_fields_set:
+    if hp.init_adapter is not None:  # null, as a job's own hyperparameters echo it, is fine
         raise APIError(400, "invalid_value", "init_adapter is not accepted over HTTP: to start from one of your "
                        "adapters or checkpoints, name it as model (<adapter> or <adapter>:ckpt-step-N)",
                        f"{param}.init_adapter")

@@ -36,5 +36,7 @@ def test_bad_bodies_are_refused_naming_the_field(client, alice, bob, upload):
     for body, status, param in cases:
         r = client.post(URL, headers=alice.headers, json={"model": BASE, "training_file": f, **body})
         assert r.status_code == status and error_of(r)["param"] == param, (body, r.text)
+    echoed = {"hyperparameters": {"init_adapter": None, "cutoff_len": 64}}  # a job's hyperparameters sent back
+    assert client.post(URL, headers=alice.headers, json={"model": BASE, "training_file": f, **echoed}).status_code == 200
     assert client.post(URL, headers=bob.headers, json={"model": BASE, "training_file": f}).status_code == 404
     assert client.post(URL, json={"model": BASE, "training_file": f}).status_code == 401
