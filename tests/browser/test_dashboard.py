@@ -79,7 +79,6 @@ def test_a_fine_tuning_job_submitted_from_the_page_draws_its_loss_live(browser, 
             seen_while_running.append(points)
             if len(seen_while_running) == 1:
                 page.screenshot(path=screenshots / "02-loss-chart-first-point.png", full_page=True)
-                page.get_by_role("button", name="Show rendered examples and loss mask").click()
         if status in TERMINAL:
             break
         time.sleep(0.25)
@@ -92,6 +91,7 @@ def test_a_fine_tuning_job_submitted_from_the_page_draws_its_loss_live(browser, 
     assert int(chart.get_attribute("data-valid-points")) >= 1 and page.locator(".pt-valid").count() >= 1
     assert page.locator("#progress-bar").get_attribute("value") == "100"
     assert "learning_rate" in page.locator("table").last.inner_text() or page.get_by_text("learning_rate").count()
+    page.get_by_role("button", name="Show rendered examples and loss mask").click()
     page.locator("#samples pre .trained").first.wait_for(timeout=120_000)  # the preflight's loss mask, rendered
     assert "pineapple" in page.locator("#samples pre .trained").first.inner_text()
     page.screenshot(path=screenshots / "03-fine-tuning-done.png", full_page=True)
