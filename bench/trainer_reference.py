@@ -17,7 +17,13 @@ import random
 import time
 from pathlib import Path
 
-from bench.finetune import RANDOM_SHAPES, count_llama_params, model_flops_utilisation, peak_memory_gib, random_base_model
+from bench.finetune import (
+    RANDOM_SHAPES,
+    count_llama_params,
+    model_flops_utilisation,
+    peak_memory_gib,
+    random_base_model,
+)
 
 T_IN = ("Below is an instruction that describes a task, paired with an input that provides further "
         "context. Write a response that appropriately completes the request.\n\n"

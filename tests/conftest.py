@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg

@@ -156,8 +156,8 @@ class DispatcherLoop(threading.Thread):
             try:
                 with_estimates = time.monotonic() >= estimates_due_at
                 report = retry_transient(
-                    lambda: dispatch_once(self.session_factory, self.settings, self.send,
-                                          with_estimates=with_estimates),
+                    lambda estimate=with_estimates: dispatch_once(self.session_factory, self.settings, self.send,
+                                                                   with_estimates=estimate),
                     deadline_s=30.0, what="dispatcher pass")
                 if with_estimates and not report.skipped:
                     estimates_due_at = time.monotonic() + self.settings.estimate_interval_s

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from contracts.decoding import ModelTarget
 from contracts.batch_records import BatchRequest, parse_batch_file
+from contracts.decoding import ModelTarget
 from models.crud.model_refs import resolve_model
 from worker.handlers.job_files import raise_parse_errors, read_owned_file, register_job_file
 from worker.handlers.line_ledger import LineLedger

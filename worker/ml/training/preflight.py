@@ -23,7 +23,6 @@ from worker.ml.training.data import (
     split_train_val,
     tokenize_examples,
 )
-
 from worker.ml.training.throughput import estimate_training_seconds, local_device_kind
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from contracts.batch_records import BatchRequest
 from contracts.configs import SamplingParams
 from contracts.decoding import DecodeRequest, ModelTarget
-from contracts.batch_records import BatchRequest
 from contracts.records import Example
 from tests.worker.ml.decoding import engine_helpers as helpers
 from worker.ml.decoding.request_prompts import CHAT_TEMPLATE

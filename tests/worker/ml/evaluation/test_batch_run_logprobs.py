@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from contracts.decoding import ModelTarget
 from contracts.batch_records import BatchRequest
+from contracts.decoding import ModelTarget
 from tests.worker.ml.decoding import engine_helpers as helpers
 from tests.worker.ml.decoding.engine_helpers import reference_model
 from worker.ml.evaluation.batch_run import run_batch

@@ -5,8 +5,8 @@ import json
 
 import jsonschema_rs
 
-from contracts.decoding import ModelTarget
 from contracts.batch_records import BatchRequest
+from contracts.decoding import ModelTarget
 from tests.worker.ml.decoding import engine_helpers as helpers
 from tests.worker.ml.decoding.test_constraints import FLAGS, PERSON, WEATHER
 from worker.ml.evaluation.batch_run import run_batch
